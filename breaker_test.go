@@ -1,0 +1,1141 @@
+package breaker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed18491788/breaker"
+)
+
+func TestStateString(t *testing.T) {
+	tests := []struct {
+		s    breaker.State
+		want string
+	}{
+		{breaker.StateClosed, "closed"},
+		{breaker.StateOpen, "open"},
+		{breaker.StateHalfOpen, "half-open"},
+		{breaker.StateForcedOpen, "forced-open"},
+		{breaker.StateDisabled, "disabled"},
+		{breaker.State(9), "State(9)"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.s.String())
+		text, err := tt.s.MarshalText()
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, string(text))
+	}
+}
+
+func TestKindStrings(t *testing.T) {
+	assert.Equal(t, "success", breaker.EventSuccess.String())
+	assert.Equal(t, "failure", breaker.EventFailure.String())
+	assert.Equal(t, "ignored", breaker.EventIgnored.String())
+	assert.Equal(t, "rejected", breaker.EventRejected.String())
+	assert.Equal(t, "state-change", breaker.EventStateChange.String())
+	assert.Equal(t, "EventKind(0)", breaker.EventKind(0).String())
+	assert.Equal(t, "CountWindow", breaker.CountWindow.String())
+	assert.Equal(t, "TimeWindow", breaker.TimeWindow.String())
+	assert.Equal(t, "WindowType(-1)", breaker.WindowType(-1).String())
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   breaker.Config
+		field string
+		msg   string
+	}{
+		{"unknown window", breaker.Config{Window: 7}, "Window", "breaker: Window WindowType(7) is outside {CountWindow, TimeWindow}"},
+		{"negative window size", breaker.Config{WindowSize: -1}, "WindowSize", "breaker: WindowSize -1 is outside [1, 1048576]"},
+		{"huge window size", breaker.Config{WindowSize: math.MaxInt}, "WindowSize", "is outside [1, 1048576]"},
+		{"negative window duration", breaker.Config{Window: breaker.TimeWindow, WindowDuration: -time.Second}, "WindowDuration", "breaker: WindowDuration -1s is outside (0, ∞)"},
+		{"negative bucket", breaker.Config{BucketDuration: -1}, "BucketDuration", "breaker: BucketDuration -1ns is outside (0, WindowDuration 1m0s]"},
+		{"bucket wider than window", breaker.Config{WindowDuration: time.Second, BucketDuration: 2 * time.Second}, "BucketDuration", "breaker: BucketDuration 2s is outside (0, WindowDuration 1s]"},
+		{"too many buckets", breaker.Config{Window: breaker.TimeWindow, BucketDuration: time.Microsecond}, "BucketDuration", "breaker: BucketDuration 1µs is outside [915.528µs, 1m0s] (WindowDuration 1m0s in at most 65536 buckets)"},
+		{"negative minimum calls", breaker.Config{MinimumCalls: -1}, "MinimumCalls", "breaker: MinimumCalls -1 is outside [1, ∞)"},
+		{"minimum calls above window size", breaker.Config{WindowSize: 5, MinimumCalls: 6}, "MinimumCalls", "breaker: MinimumCalls 6 is outside [1, WindowSize 5]"},
+		{"failure rate above 1", breaker.Config{FailureRateThreshold: 1.5}, "FailureRateThreshold", "breaker: FailureRateThreshold 1.5 is outside (0, 1]"},
+		{"negative failure rate", breaker.Config{FailureRateThreshold: -0.5}, "FailureRateThreshold", "breaker: FailureRateThreshold -0.5 is outside (0, 1]"},
+		{"NaN failure rate", breaker.Config{FailureRateThreshold: math.NaN()}, "FailureRateThreshold", "breaker: FailureRateThreshold NaN is outside (0, 1]"},
+		{"negative consecutive failures", breaker.Config{ConsecutiveFailures: -2}, "ConsecutiveFailures", "breaker: ConsecutiveFailures -2 is outside [0, ∞) (0 turns it off)"},
+		{"negative slow duration", breaker.Config{SlowCallDuration: -time.Millisecond}, "SlowCallDuration", "breaker: SlowCallDuration -1ms is outside [0, ∞) (0 turns it off)"},
+		{"slow rate above 1", breaker.Config{SlowCallRateThreshold: 2}, "SlowCallRateThreshold", "breaker: SlowCallRateThreshold 2 is outside (0, 1]"},
+		{"NaN slow rate", breaker.Config{SlowCallRateThreshold: math.NaN()}, "SlowCallRateThreshold", "NaN is outside (0, 1]"},
+		{"negative open timeout", breaker.Config{OpenTimeout: -time.Second}, "OpenTimeout", "breaker: OpenTimeout -1s is outside (0, ∞)"},
+		{"max open below open", breaker.Config{MaxOpenTimeout: 10 * time.Second}, "MaxOpenTimeout", "breaker: MaxOpenTimeout 10s is outside [OpenTimeout 30s, ∞) or 0 (no back-off)"},
+		{"negative max open", breaker.Config{MaxOpenTimeout: -time.Second}, "MaxOpenTimeout", "MaxOpenTimeout -1s is outside"},
+		{"jitter of 1", breaker.Config{OpenJitter: 1}, "OpenJitter", "breaker: OpenJitter 1 is outside [0, 1)"},
+		{"negative jitter", breaker.Config{OpenJitter: -0.1}, "OpenJitter", "breaker: OpenJitter -0.1 is outside [0, 1)"},
+		{"NaN jitter", breaker.Config{OpenJitter: math.NaN()}, "OpenJitter", "breaker: OpenJitter NaN is outside [0, 1)"},
+		{"negative half-open calls", breaker.Config{HalfOpenMaxCalls: -1}, "HalfOpenMaxCalls", "breaker: HalfOpenMaxCalls -1 is outside [1, ∞)"},
+		{"success threshold above half-open calls", breaker.Config{HalfOpenMaxCalls: 2, SuccessThreshold: 3}, "SuccessThreshold", "breaker: SuccessThreshold 3 is outside [1, HalfOpenMaxCalls 2]"},
+		{"negative success threshold", breaker.Config{SuccessThreshold: -1}, "SuccessThreshold", "breaker: SuccessThreshold -1 is outside [1, HalfOpenMaxCalls 1]"},
+		{"nil listener", breaker.Config{Listeners: []breaker.Listener{&recorder{}, nil}}, "Listeners[1]", "breaker: Listeners[1] is nil; want a non-nil Listener"},
+		{"nil listener func", breaker.Config{Listeners: []breaker.Listener{breaker.ListenerFunc(nil)}}, "Listeners[0]", "breaker: Listeners[0] is nil; want a non-nil Listener"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := breaker.New[int]("dep", tt.cfg)
+			assert.Nil(t, b)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
+			var ce *breaker.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field)
+			assert.Contains(t, err.Error(), tt.msg)
+			assert.Contains(t, err.Error(), tt.field)
+		})
+	}
+}
+
+func TestNewAcceptsEdgeValues(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  breaker.Config
+	}{
+		{"zero config", breaker.Config{}},
+		{"window of one", breaker.Config{WindowSize: 1, MinimumCalls: 1}},
+		{"largest window", breaker.Config{WindowSize: breaker.MaxWindowSize, MinimumCalls: breaker.MaxWindowSize}},
+		{"time window minimum above size", breaker.Config{Window: breaker.TimeWindow, WindowSize: 5, MinimumCalls: 500}},
+		{"most buckets", breaker.Config{Window: breaker.TimeWindow, WindowDuration: breaker.MaxBuckets * time.Millisecond, BucketDuration: time.Millisecond}},
+		{"tiny time window", breaker.Config{Window: breaker.TimeWindow, WindowDuration: 3}},
+		{"huge time window", breaker.Config{Window: breaker.TimeWindow, WindowDuration: math.MaxInt64}},
+		{"rates of 1", breaker.Config{FailureRateThreshold: 1, SlowCallRateThreshold: 1}},
+		{"max open equal to open", breaker.Config{OpenTimeout: time.Second, MaxOpenTimeout: time.Second}},
+		{"huge timeouts", breaker.Config{OpenTimeout: math.MaxInt64, MaxOpenTimeout: math.MaxInt64, OpenJitter: 0.99}},
+		{"success threshold of 1 of many", breaker.Config{HalfOpenMaxCalls: 100, SuccessThreshold: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := breaker.New[string]("dep", tt.cfg)
+			require.NoError(t, err)
+			v, err := b.Execute(context.Background(), func(context.Context) (string, error) { return "ok", nil })
+			assert.NoError(t, err)
+			assert.Equal(t, "ok", v)
+			assert.Equal(t, breaker.StateClosed, b.State())
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Run("minimum calls 10 and failure rate 0.5", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		for range 4 {
+			h.do('S')
+			h.do('F')
+		}
+		h.do('S')
+		require.Equal(t, breaker.StateClosed, h.State(), "9 calls are below the minimum")
+		h.do('F')
+		assert.Equal(t, breaker.StateOpen, h.State(), "5 failures of 10 reach 0.5")
+	})
+	t.Run("window of 100 calls", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		for range 150 {
+			h.do('S')
+		}
+		assert.Equal(t, 100, h.Metrics().Calls)
+	})
+	t.Run("minimum calls capped at a small window", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 3})
+		h.do('F')
+		h.do('F')
+		require.Equal(t, breaker.StateClosed, h.State())
+		h.do('F')
+		assert.Equal(t, breaker.StateOpen, h.State())
+	})
+	t.Run("open timeout 30s", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		h.trip(t)
+		h.clk.Add(30*time.Second - 1)
+		require.Equal(t, breaker.StateOpen, h.State())
+		h.clk.Add(1)
+		assert.Equal(t, breaker.StateHalfOpen, h.State())
+	})
+	t.Run("one trial call closes", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		h.halfOpen(t)
+		done, err := h.Allow()
+		require.NoError(t, err)
+		_, err = h.Allow()
+		assert.ErrorIs(t, err, breaker.ErrTooManyCalls)
+		done(nil)
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+	t.Run("time window of 60s in 6s buckets", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{Window: breaker.TimeWindow})
+		h.do('S')
+		h.clk.Add(66*time.Second - 1)
+		require.Equal(t, 1, h.Metrics().Calls)
+		h.clk.Add(1)
+		assert.Equal(t, 0, h.Metrics().Calls)
+	})
+	t.Run("slow calls not tracked", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		h.do('L')
+		h.do('L')
+		assert.Equal(t, 0, h.Metrics().SlowCalls)
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+	t.Run("context.Canceled ignored", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		assert.ErrorIs(t, h.do('I'), context.Canceled)
+		h.run(0, fmt.Errorf("wrapped: %w", context.Canceled))
+		h.run(0, context.DeadlineExceeded)
+		m := h.Metrics()
+		assert.Equal(t, 1, m.Calls)
+		assert.Equal(t, 1, m.Failures, "a deadline is the dependency's failure")
+		assert.Equal(t, []string{"ignored", "ignored", "failure"}, h.rec.log())
+	})
+}
+
+func TestTripConditions(t *testing.T) {
+	slow := time.Second
+	tests := []struct {
+		name   string
+		cfg    breaker.Config
+		steps  string
+		openAt int // index of the step after which the circuit is open; -1: never
+	}{
+		{"rate reached at minimum calls", breaker.Config{WindowSize: 10, MinimumCalls: 4}, "SSFF", 3},
+		{"rate below threshold", breaker.Config{WindowSize: 10, MinimumCalls: 4}, "SSSFSSSF", -1},
+		{"too few calls", breaker.Config{WindowSize: 10, MinimumCalls: 5}, "FFFF", -1},
+		{"threshold of 1 needs every call failing", breaker.Config{WindowSize: 4, FailureRateThreshold: 1}, "FFFSFFFF", 7},
+		{"count window forgets the oldest", breaker.Config{WindowSize: 4, FailureRateThreshold: 0.75}, "FFSSSFFF", 7},
+		{"consecutive failures", breaker.Config{WindowSize: 10, FailureRateThreshold: 1, ConsecutiveFailures: 3}, "FFSFFF", 5},
+		{"consecutive failures before minimum calls", breaker.Config{MinimumCalls: 50, ConsecutiveFailures: 2}, "FF", 1},
+		{"ignored calls neither count nor break a streak", breaker.Config{WindowSize: 10, FailureRateThreshold: 1, ConsecutiveFailures: 2}, "FIIF", 3},
+		{"ignored calls are not recorded", breaker.Config{MinimumCalls: 2, WindowSize: 2}, "IIIIIF", -1},
+		{"an error that is not a failure is a success", breaker.Config{WindowSize: 2, ConsecutiveFailures: 2, FailureRateThreshold: 1, IsFailure: isFailure}, "FNFNF", -1},
+		{"slow rate", breaker.Config{WindowSize: 4, SlowCallDuration: slow, SlowCallRateThreshold: 0.5, FailureRateThreshold: 1}, "LSLS", 3},
+		{"slow below threshold", breaker.Config{WindowSize: 4, SlowCallDuration: slow, SlowCallRateThreshold: 0.75, FailureRateThreshold: 1}, "LSLSLSLS", -1},
+		{"just under slow duration", breaker.Config{WindowSize: 2, SlowCallDuration: slow, SlowCallRateThreshold: 0.5}, "llll", -1},
+		{"a slow failure is slow", breaker.Config{WindowSize: 2, SlowCallDuration: slow, SlowCallRateThreshold: 0.5, FailureRateThreshold: 1}, "XS", 1},
+		{"slow tracking off", breaker.Config{WindowSize: 2, SlowCallRateThreshold: 0.5}, "LLLL", -1},
+		{"time window keeps the last 10s", breaker.Config{Window: breaker.TimeWindow, WindowDuration: 10 * time.Second, BucketDuration: time.Second, MinimumCalls: 5, FailureRateThreshold: 0.6}, "FFSS++F", 6},
+		{"time window drops older calls", breaker.Config{Window: breaker.TimeWindow, WindowDuration: 10 * time.Second, BucketDuration: time.Second, MinimumCalls: 5, FailureRateThreshold: 0.6}, "FFSS+++F", -1},
+		{"time window minimum calls", breaker.Config{Window: breaker.TimeWindow, WindowDuration: 10 * time.Second, MinimumCalls: 3}, "F++F++F", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.cfg)
+			for i := range len(tt.steps) {
+				h.do(tt.steps[i])
+				want := breaker.StateClosed
+				if tt.openAt >= 0 && i >= tt.openAt {
+					want = breaker.StateOpen
+				}
+				require.Equal(t, want, h.State(), "after step %d (%q) of %q", i, tt.steps[i], tt.steps)
+				if want == breaker.StateOpen {
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: 10 * time.Second})
+	h.trip(t)
+	trippedAt := h.clk.Now()
+	h.rec.clear()
+
+	called := false
+	_, err := h.Execute(context.Background(), func(context.Context) (int, error) {
+		called = true
+		return 0, nil
+	})
+	assert.False(t, called, "fn must not run while open")
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.NotErrorIs(t, err, breaker.ErrTooManyCalls)
+	assert.EqualError(t, err, `breaker "dep": circuit open`)
+	var re *breaker.RejectedError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, "dep", re.Breaker)
+	assert.Equal(t, breaker.StateOpen, re.State)
+	assert.Equal(t, trippedAt.Add(10*time.Second), re.RetryAt)
+
+	done, err := h.Allow()
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	require.NotNil(t, done)
+	done(errBoom) // does nothing
+
+	m := h.Metrics()
+	assert.Equal(t, uint64(2), m.Rejected)
+	assert.Equal(t, 2, m.Calls, "rejections are not recorded")
+	assert.Equal(t, 10*time.Second, m.RetryAfter)
+	events := h.rec.all()
+	require.Len(t, events, 2)
+	for _, e := range events {
+		assert.Equal(t, breaker.EventRejected, e.Kind)
+		assert.ErrorIs(t, e.Err, breaker.ErrOpen)
+		assert.Equal(t, "dep", e.Breaker)
+	}
+}
+
+func TestOpenToHalfOpenIsLazy(t *testing.T) {
+	triggers := map[string]func(h *harness){
+		"State":   func(h *harness) { h.State() },
+		"Metrics": func(h *harness) { h.Metrics() },
+		"Execute": func(h *harness) { h.do('S') },
+		"Allow": func(h *harness) {
+			done, err := h.Allow()
+			if err == nil {
+				done(nil)
+			}
+		},
+	}
+	for name, trigger := range triggers {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: 10 * time.Second})
+			h.trip(t)
+			h.clk.Add(10*time.Second - 1)
+			trigger(h)
+			assert.Equal(t, []string{"closed->open"}, h.rec.transitions(), "still open 1ns before the timeout")
+
+			h.clk.Add(1)
+			assert.Equal(t, []string{"closed->open"}, h.rec.transitions(), "no timer moves the state")
+			trigger(h)
+			assert.Contains(t, h.rec.transitions(), "open->half-open")
+		})
+	}
+}
+
+func TestHalfOpen(t *testing.T) {
+	t.Run("admits at most HalfOpenMaxCalls per period", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, HalfOpenMaxCalls: 3})
+		h.halfOpen(t)
+		var dones []func(error)
+		for range 3 {
+			done, err := h.Allow()
+			require.NoError(t, err)
+			dones = append(dones, done)
+		}
+		_, err := h.Allow()
+		assert.ErrorIs(t, err, breaker.ErrTooManyCalls)
+		assert.NotErrorIs(t, err, breaker.ErrOpen)
+		assert.EqualError(t, err, `breaker "dep": too many calls while half-open`)
+
+		dones[0](nil)
+		m := h.Metrics()
+		assert.Equal(t, breaker.StateHalfOpen, m.State)
+		assert.Equal(t, 3, m.HalfOpenCalls)
+		assert.Equal(t, 1, m.HalfOpenSuccesses)
+		_, err = h.Allow()
+		assert.ErrorIs(t, err, breaker.ErrTooManyCalls, "a finished trial does not free a place")
+		assert.Equal(t, uint64(2), h.Metrics().Rejected)
+
+		dones[1](nil)
+		require.Equal(t, breaker.StateHalfOpen, h.State())
+		dones[2](nil)
+		m = h.Metrics()
+		assert.Equal(t, breaker.StateClosed, m.State, "SuccessThreshold defaults to HalfOpenMaxCalls")
+		assert.Zero(t, m.Calls, "the circuit closes with a fresh window")
+		assert.Zero(t, m.ConsecutiveFailures)
+		assert.Zero(t, m.HalfOpenCalls)
+	})
+	t.Run("SuccessThreshold successes close", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, HalfOpenMaxCalls: 3, SuccessThreshold: 2, IsFailure: isFailure})
+		h.halfOpen(t)
+		h.do('S')
+		require.Equal(t, breaker.StateHalfOpen, h.State())
+		h.do('N') // an error that is not a failure is a success
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+	t.Run("a failure reopens", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, HalfOpenMaxCalls: 3, OpenTimeout: 7 * time.Second})
+		h.halfOpen(t)
+		h.do('S')
+		h.do('F')
+		m := h.Metrics()
+		assert.Equal(t, breaker.StateOpen, m.State)
+		assert.Equal(t, 7*time.Second, m.RetryAfter)
+		assert.Equal(t, uint64(2), m.Opens)
+		assert.Equal(t, []string{"closed->open", "open->half-open", "half-open->open"}, h.rec.transitions())
+	})
+	t.Run("a slow trial reopens", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, SlowCallDuration: time.Second})
+		h.halfOpen(t)
+		h.do('L')
+		assert.Equal(t, breaker.StateOpen, h.State())
+	})
+	t.Run("a long trial is fine with slow tracking off", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		h.halfOpen(t)
+		h.do('L')
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+	t.Run("an ignored trial returns its permit", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		h.halfOpen(t)
+		assert.ErrorIs(t, h.do('I'), context.Canceled)
+		require.Equal(t, breaker.StateHalfOpen, h.State())
+		done, err := h.Allow()
+		require.NoError(t, err, "the ignored trial gave its place back")
+		done(nil)
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: 10 * time.Second, MaxOpenTimeout: 35 * time.Second})
+	h.trip(t)
+	var waits []time.Duration
+	for range 4 {
+		wait := h.Metrics().RetryAfter
+		waits = append(waits, wait)
+		h.clk.Add(wait)
+		h.do('F')
+	}
+	assert.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, 35 * time.Second, 35 * time.Second}, waits)
+
+	h.clk.Add(35 * time.Second)
+	h.do('S')
+	require.Equal(t, breaker.StateClosed, h.State())
+	h.trip(t)
+	assert.Equal(t, 10*time.Second, h.Metrics().RetryAfter, "a close forgets the back-off")
+
+	h.clk.Add(10 * time.Second)
+	h.do('F')
+	require.Equal(t, 20*time.Second, h.Metrics().RetryAfter)
+	h.Reset()
+	h.trip(t)
+	assert.Equal(t, 10*time.Second, h.Metrics().RetryAfter, "Reset forgets the back-off")
+}
+
+func TestBackoffOffKeepsTheWaitFixed(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: 10 * time.Second})
+	h.trip(t)
+	for range 3 {
+		require.Equal(t, 10*time.Second, h.Metrics().RetryAfter)
+		h.clk.Add(10 * time.Second)
+		h.do('F')
+	}
+	assert.Equal(t, uint64(4), h.Metrics().Opens)
+}
+
+func TestBackoffSaturates(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: time.Second, MaxOpenTimeout: math.MaxInt64})
+	h.trip(t)
+	for range 70 { // doubling 70 times would overflow
+		wait := h.Metrics().RetryAfter
+		require.Positive(t, wait)
+		h.clk.Add(wait)
+		h.do('F')
+	}
+	assert.Equal(t, breaker.StateOpen, h.State())
+}
+
+func TestJitterSpreadsTheWait(t *testing.T) {
+	clk := clock.NewMock()
+	const base = 100 * time.Second
+	lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+	for range 400 {
+		b, err := breaker.New[int]("dep", breaker.Config{WindowSize: 1, OpenTimeout: base, OpenJitter: 0.2, Clock: clk})
+		require.NoError(t, err)
+		b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+		wait := b.Metrics().RetryAfter
+		require.GreaterOrEqual(t, wait, 80*time.Second)
+		require.LessOrEqual(t, wait, 120*time.Second)
+		lo, hi = min(lo, wait), max(hi, wait)
+	}
+	assert.Less(t, lo, 90*time.Second, "the wait should reach into the lower half of the spread")
+	assert.Greater(t, hi, 110*time.Second, "the wait should reach into the upper half of the spread")
+}
+
+func TestLateOutcomesDoNotCount(t *testing.T) {
+	t.Run("admitted closed, finished half-open", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		late, err := h.Allow()
+		require.NoError(t, err)
+		h.halfOpen(t)
+		late(errBoom)
+		m := h.Metrics()
+		assert.Equal(t, breaker.StateHalfOpen, m.State, "a failure from before the trip must not reopen")
+		assert.Zero(t, m.HalfOpenCalls)
+		assert.Equal(t, "failure", h.rec.log()[len(h.rec.log())-1], "its event is still delivered")
+	})
+	t.Run("admitted half-open, finished closed", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, HalfOpenMaxCalls: 2, SuccessThreshold: 1})
+		h.halfOpen(t)
+		late, err := h.Allow()
+		require.NoError(t, err)
+		h.do('S')
+		require.Equal(t, breaker.StateClosed, h.State())
+		late(errBoom)
+		assert.Zero(t, h.Metrics().Calls)
+	})
+	t.Run("admitted before Reset", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		late, err := h.Allow()
+		require.NoError(t, err)
+		h.Reset()
+		late(errBoom)
+		assert.Zero(t, h.Metrics().Calls)
+	})
+	t.Run("admitted half-open, finished after ForceOpen and Reset", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		h.halfOpen(t)
+		late, err := h.Allow()
+		require.NoError(t, err)
+		h.ForceOpen()
+		h.Reset()
+		late(nil)
+		assert.Equal(t, breaker.StateClosed, h.State())
+		assert.Zero(t, h.Metrics().Calls)
+	})
+}
+
+func TestForceOpen(t *testing.T) {
+	h := newHarness(t, breaker.Config{})
+	h.do('S')
+	h.ForceOpen()
+	h.ForceOpen() // no second event
+	require.Equal(t, breaker.StateForcedOpen, h.State())
+
+	h.clk.Add(365 * 24 * time.Hour)
+	_, err := h.Execute(context.Background(), func(context.Context) (int, error) {
+		t.Error("fn called while forced open")
+		return 0, nil
+	})
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.EqualError(t, err, `breaker "dep": circuit forced open`)
+	var re *breaker.RejectedError
+	require.ErrorAs(t, err, &re)
+	assert.True(t, re.RetryAt.IsZero())
+
+	m := h.Metrics()
+	assert.Equal(t, breaker.StateForcedOpen, m.State, "forced open never times out")
+	assert.Equal(t, uint64(1), m.Rejected)
+	assert.Zero(t, m.RetryAfter)
+	assert.Zero(t, m.Opens, "ForceOpen is not a trip")
+	assert.Equal(t, 1, m.Calls, "the window is kept")
+
+	h.Reset()
+	assert.Equal(t, breaker.StateClosed, h.State())
+	assert.Equal(t, []string{"closed->forced-open", "forced-open->closed"}, h.rec.transitions())
+
+	h.trip(t)
+	h.ForceOpen()
+	h.clk.Add(time.Hour)
+	assert.Equal(t, breaker.StateForcedOpen, h.State(), "forcing an open circuit stops its timeout")
+}
+
+func TestDisable(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 4, ConsecutiveFailures: 2, SlowCallDuration: time.Second})
+	h.trip(t)
+	h.Disable()
+	h.Disable()
+	for range 6 {
+		require.NoError(t, h.do('S'))
+		require.ErrorIs(t, h.do('X'), errBoom, "a disabled breaker admits every call")
+	}
+	m := h.Metrics()
+	assert.Equal(t, breaker.StateDisabled, m.State, "a disabled breaker never trips")
+	assert.Equal(t, 4, m.Calls, "it keeps recording")
+	assert.Equal(t, 2, m.Failures)
+	assert.Equal(t, 2, m.SlowCalls)
+	assert.Equal(t, 0.5, m.FailureRate)
+
+	h.do('F')
+	h.do('F')
+	assert.Equal(t, 3, h.Metrics().ConsecutiveFailures)
+	assert.Equal(t, breaker.StateDisabled, h.State())
+
+	h.Reset()
+	m = h.Metrics()
+	assert.Equal(t, breaker.StateClosed, m.State)
+	assert.Zero(t, m.Calls)
+	assert.Zero(t, m.ConsecutiveFailures)
+	assert.Equal(t, []string{"closed->open", "open->disabled", "disabled->closed"}, h.rec.transitions())
+}
+
+func TestReset(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 10, ConsecutiveFailures: 3})
+	h.do('F')
+	h.do('F')
+	since := h.Metrics().Since
+	h.clk.Add(time.Minute)
+	h.Reset()
+	m := h.Metrics()
+	assert.Zero(t, m.Calls)
+	assert.Zero(t, m.ConsecutiveFailures)
+	assert.Equal(t, since, m.Since, "the circuit stayed closed")
+	assert.Empty(t, h.rec.transitions(), "closed to closed is no state change")
+
+	h.do('F')
+	h.do('F')
+	assert.Equal(t, breaker.StateClosed, h.State(), "the streak started over")
+
+	h.do('F')
+	require.Equal(t, breaker.StateOpen, h.State())
+	h.clk.Add(time.Second)
+	h.Reset()
+	m = h.Metrics()
+	assert.Equal(t, breaker.StateClosed, m.State)
+	assert.Equal(t, h.clk.Now(), m.Since)
+}
+
+func TestExecute(t *testing.T) {
+	t.Run("returns fn's value and error untouched", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		wrapped := fmt.Errorf("ctx: %w", errBoom)
+		v, err := h.Execute(context.Background(), func(context.Context) (int, error) { return 42, wrapped })
+		assert.Equal(t, 42, v)
+		assert.Same(t, wrapped, err)
+	})
+	t.Run("passes ctx to fn", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		type key struct{}
+		ctx := context.WithValue(context.Background(), key{}, "v")
+		var got any
+		h.Execute(ctx, func(ctx context.Context) (int, error) {
+			got = ctx.Value(key{})
+			return 0, nil
+		})
+		assert.Equal(t, "v", got)
+	})
+	t.Run("nil fn", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		_, err := h.Execute(context.Background(), nil)
+		assert.ErrorIs(t, err, breaker.ErrNilFunc)
+		assert.Zero(t, h.Metrics().Calls)
+		assert.Empty(t, h.rec.all())
+	})
+	t.Run("nil ctx", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		var nilCtx context.Context
+		v, err := h.Execute(nilCtx, func(ctx context.Context) (int, error) {
+			if ctx == nil {
+				return 0, errors.New("fn got a nil ctx")
+			}
+			return 7, nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, 7, v)
+	})
+	t.Run("done ctx", func(t *testing.T) {
+		for name, ctx := range map[string]context.Context{
+			"canceled": canceledCtx(),
+			"expired":  expiredCtx(t),
+		} {
+			t.Run(name, func(t *testing.T) {
+				h := newHarness(t, breaker.Config{})
+				h.trip(t)
+				h.rec.clear()
+				_, err := h.Execute(ctx, func(context.Context) (int, error) {
+					t.Error("fn called with a done ctx")
+					return 0, nil
+				})
+				assert.Equal(t, ctx.Err(), err)
+				m := h.Metrics()
+				assert.Zero(t, m.Rejected, "a done ctx is not a rejection")
+				assert.Empty(t, h.rec.all())
+			})
+		}
+	})
+	t.Run("panic is recorded and re-raised", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		assert.PanicsWithValue(t, "kaboom", func() {
+			h.Execute(context.Background(), func(context.Context) (int, error) { panic("kaboom") })
+		})
+		assert.Equal(t, 1, h.Metrics().Failures)
+		events := h.rec.all()
+		require.Len(t, events, 1)
+		assert.Equal(t, breaker.EventFailure, events[0].Kind)
+		var pe *breaker.PanicError
+		require.ErrorAs(t, events[0].Err, &pe)
+		assert.Equal(t, "kaboom", pe.Value)
+		assert.EqualError(t, pe, "breaker: call panicked: kaboom")
+
+		assert.PanicsWithError(t, errBoom.Error(), func() {
+			h.Execute(context.Background(), func(context.Context) (int, error) { panic(errBoom) })
+		})
+		assert.Equal(t, breaker.StateOpen, h.State())
+		assert.ErrorIs(t, h.rec.all()[1].Err, errBoom, "PanicError unwraps an error value")
+	})
+	t.Run("panicking trial does not leak its permit", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: time.Second})
+		h.halfOpen(t)
+		assert.Panics(t, func() {
+			h.Execute(context.Background(), func(context.Context) (int, error) { panic("kaboom") })
+		})
+		require.Equal(t, breaker.StateOpen, h.State(), "the panic is a failed trial")
+		h.clk.Add(time.Second)
+		h.do('S')
+		assert.Equal(t, breaker.StateClosed, h.State())
+	})
+	t.Run("Goexit is recorded", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.Execute(context.Background(), func(context.Context) (int, error) {
+				runtime.Goexit()
+				return 0, nil
+			})
+		}()
+		<-done
+		assert.Equal(t, 1, h.Metrics().Failures)
+		assert.Equal(t, []string{"failure"}, h.rec.log())
+	})
+	t.Run("panicking IsFailure", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{WindowSize: 2, IsFailure: func(err error) bool {
+			if errors.Is(err, errBenign) {
+				panic("bad predicate")
+			}
+			return true
+		}})
+		h.halfOpen(t)
+		assert.PanicsWithValue(t, "bad predicate", func() { h.do('N') })
+		assert.Equal(t, breaker.StateOpen, h.State(), "the call counts as a failed trial; the permit is not leaked")
+	})
+	t.Run("panicking IsIgnored", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{IsIgnored: func(error) bool { panic("bad predicate") }})
+		assert.PanicsWithValue(t, "bad predicate", func() { h.do('F') })
+		assert.NoError(t, h.do('S'), "successes never reach the predicates")
+		assert.Equal(t, 2, h.Metrics().Calls)
+		assert.Equal(t, 1, h.Metrics().Failures)
+	})
+}
+
+func canceledCtx() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func expiredCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestAllow(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 10, SlowCallDuration: time.Second})
+	done, err := h.Allow()
+	require.NoError(t, err)
+	h.clk.Add(time.Second)
+	done(errBoom)
+	done(nil) // a second call does nothing
+	m := h.Metrics()
+	assert.Equal(t, 1, m.Calls)
+	assert.Equal(t, 1, m.Failures)
+	assert.Equal(t, 1, m.SlowCalls, "the duration runs from Allow to done")
+
+	done, err = h.Allow()
+	require.NoError(t, err)
+	done(context.Canceled)
+	assert.Equal(t, 1, h.Metrics().Calls, "ignored")
+	events := h.rec.all()
+	require.Len(t, events, 2)
+	assert.Equal(t, time.Second, events[0].Duration)
+	assert.True(t, events[0].Slow)
+	assert.Equal(t, breaker.EventIgnored, events[1].Kind)
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t, breaker.Config{
+		Window: breaker.TimeWindow, WindowDuration: 10 * time.Second, BucketDuration: time.Second,
+		MinimumCalls: 4, FailureRateThreshold: 0.9, SlowCallDuration: time.Second, SlowCallRateThreshold: 0.9, ConsecutiveFailures: 5,
+		OpenTimeout: 20 * time.Second,
+	})
+	start := h.clk.Now()
+	h.do('S')
+	h.do('L')
+	h.do('F')
+	h.do('X')
+	m := h.Metrics()
+	assert.Equal(t, breaker.Metrics{
+		State: breaker.StateClosed, Since: start,
+		Calls: 4, Failures: 2, SlowCalls: 2, FailureRate: 0.5, SlowCallRate: 0.5,
+		ConsecutiveFailures: 2,
+	}, m)
+	require.Equal(t, breaker.StateClosed, m.State)
+
+	h.clk.Add(12 * time.Second)
+	m = h.Metrics()
+	assert.Equal(t, 0, m.Calls, "expired buckets go when Metrics is read")
+	assert.Zero(t, m.FailureRate)
+
+	h.trip(t)
+	trippedAt := h.clk.Now()
+	h.clk.Add(5 * time.Second)
+	h.do('S')
+	m = h.Metrics()
+	assert.Equal(t, breaker.StateOpen, m.State)
+	assert.Equal(t, trippedAt, m.Since)
+	assert.Equal(t, 15*time.Second, m.RetryAfter)
+	assert.Equal(t, uint64(1), m.Rejected)
+	assert.Equal(t, uint64(1), m.Opens)
+	assert.Equal(t, 3, m.Calls)
+	assert.Equal(t, 5, m.ConsecutiveFailures, "the streak outlives the window: 2 old failures and 3 new ones tripped it")
+}
+
+func TestListenerEventsInOrder(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 2, SlowCallDuration: time.Second, OpenTimeout: 10 * time.Second})
+	t0 := h.clk.Now()
+	h.do('L')
+	h.do('F')
+	h.do('S')
+	h.clk.Add(10 * time.Second)
+	h.do('S')
+	assert.Equal(t, []string{
+		"success", "failure", "closed->open", "rejected",
+		"open->half-open", "success", "half-open->closed",
+	}, h.rec.log())
+
+	events := h.rec.all()
+	for _, e := range events {
+		assert.Equal(t, "dep", e.Breaker)
+	}
+	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventSuccess, Duration: time.Second, Slow: true, Time: t0.Add(time.Second)}, events[0])
+	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventFailure, Err: errBoom, Time: t0.Add(time.Second)}, events[1])
+	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventStateChange, From: breaker.StateClosed, To: breaker.StateOpen, Time: t0.Add(time.Second)}, events[2])
+	assert.Equal(t, t0.Add(11*time.Second), events[4].Time)
+}
+
+func TestListenerSeesOwnEventsBeforeReturn(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 3})
+	want := []string{"success", "failure", "failure", "closed->open", "rejected", "rejected"}
+	seen := []int{1, 2, 4, 5, 6} // events delivered when each step returns
+	for i, step := range "SFFFS" {
+		h.do(byte(step))
+		assert.Equal(t, want[:seen[i]], h.rec.log(), "after step %d", i)
+	}
+}
+
+func TestPanickingListener(t *testing.T) {
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+
+	after := &recorder{}
+	h := newHarness(t, breaker.Config{WindowSize: 1, Listeners: []breaker.Listener{
+		breaker.ListenerFunc(func(e breaker.Event) {
+			if e.Kind == breaker.EventFailure {
+				panic("listener bug")
+			}
+		}),
+		after,
+	}})
+	assert.NotPanics(t, func() {
+		assert.ErrorIs(t, h.do('F'), errBoom, "the call goes on")
+	})
+	assert.Equal(t, []string{"failure", "closed->open"}, h.rec.log(), "later events and listeners go on")
+	assert.Equal(t, h.rec.log(), after.log())
+	assert.Contains(t, logged.String(), `breaker "dep": listener panicked on failure event: listener bug`)
+}
+
+func TestListenerMayCallTheBreaker(t *testing.T) {
+	var b *breaker.Breaker[int]
+	nested := 0
+	seen := &recorder{}
+	cfg := breaker.Config{WindowSize: 1, Clock: clock.NewMock(), Listeners: []breaker.Listener{
+		breaker.ListenerFunc(func(e breaker.Event) {
+			switch {
+			case e.Kind == breaker.EventStateChange && e.To == breaker.StateOpen:
+				b.Metrics()
+				b.Reset() // causes a new event while this one is delivered
+			case e.Kind == breaker.EventSuccess && nested == 0:
+				nested++
+				b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+			}
+		}),
+		seen,
+	}}
+	var err error
+	b, err = breaker.New[int]("dep", cfg)
+	require.NoError(t, err)
+
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, nil })
+	assert.Equal(t, []string{"success", "failure", "closed->open", "open->closed"}, seen.log())
+	assert.Equal(t, breaker.StateClosed, b.State())
+}
+
+func TestListenersAreCopied(t *testing.T) {
+	rec, other := &recorder{}, &recorder{}
+	listeners := []breaker.Listener{rec}
+	b, err := breaker.New[int]("dep", breaker.Config{Listeners: listeners})
+	require.NoError(t, err)
+	listeners[0] = other
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, nil })
+	assert.Len(t, rec.all(), 1)
+	assert.Empty(t, other.all())
+}
+
+// counter is a Listener that counts events by kind and checks that state
+// changes arrive as an unbroken chain.
+type counter struct {
+	mu     sync.Mutex
+	kinds  map[breaker.EventKind]int
+	state  breaker.State
+	broken []string
+}
+
+func (c *counter) OnEvent(e breaker.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kinds == nil {
+		c.kinds = map[breaker.EventKind]int{}
+	}
+	c.kinds[e.Kind]++
+	if e.Kind == breaker.EventStateChange {
+		if e.From != c.state {
+			c.broken = append(c.broken, fmt.Sprintf("%v->%v after %v", e.From, e.To, c.state))
+		}
+		c.state = e.To
+	}
+}
+
+func TestConcurrentTotalsAreExact(t *testing.T) {
+	const goroutines, calls = 256, 200
+	cnt := &counter{}
+	b, err := breaker.New[int]("dep", breaker.Config{
+		Window: breaker.TimeWindow, WindowDuration: time.Hour, FailureRateThreshold: 1,
+		Clock: clock.NewMock(), Listeners: []breaker.Listener{cnt},
+	})
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				var err error
+				if i%4 == 3 { // never more than a quarter of the calls so far: no trip
+					err = errBoom
+				}
+				if i%2 == 0 {
+					b.Execute(context.Background(), func(context.Context) (int, error) { return 0, err })
+				} else if done, aerr := b.Allow(); aerr == nil {
+					done(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	m := b.Metrics()
+	assert.Equal(t, breaker.StateClosed, m.State)
+	assert.Equal(t, goroutines*calls, m.Calls)
+	assert.Equal(t, goroutines*calls/4, m.Failures)
+	assert.Equal(t, goroutines*calls*3/4, cnt.kinds[breaker.EventSuccess])
+	assert.Equal(t, goroutines*calls/4, cnt.kinds[breaker.EventFailure])
+}
+
+func TestConcurrentHalfOpenAdmitsAtMostMaxCalls(t *testing.T) {
+	const goroutines, maxCalls = 300, 5
+	clk := clock.NewMock()
+	b, err := breaker.New[int]("dep", breaker.Config{WindowSize: 1, HalfOpenMaxCalls: maxCalls, OpenTimeout: time.Second, Clock: clk})
+	require.NoError(t, err)
+
+	for round := range 3 {
+		b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+		require.Equal(t, breaker.StateOpen, b.State())
+		clk.Add(time.Second)
+		rejectedBefore := b.Metrics().Rejected
+
+		var inFlight, peak atomic.Int32
+		admitted, rejected := make(chan struct{}), make(chan error)
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := b.Execute(context.Background(), func(context.Context) (int, error) {
+					n := inFlight.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					admitted <- struct{}{}
+					<-release
+					inFlight.Add(-1)
+					return 0, nil
+				})
+				if err != nil {
+					rejected <- err
+				}
+			}()
+		}
+		nAdmitted, nRejected := 0, 0
+		for range goroutines {
+			select {
+			case <-admitted:
+				nAdmitted++
+			case err := <-rejected:
+				require.ErrorIs(t, err, breaker.ErrTooManyCalls)
+				nRejected++
+			}
+		}
+		close(release)
+		wg.Wait()
+
+		assert.Equal(t, maxCalls, nAdmitted, "round %d", round)
+		assert.LessOrEqual(t, peak.Load(), int32(maxCalls), "round %d", round)
+		assert.Equal(t, goroutines-maxCalls, nRejected, "round %d", round)
+		assert.Equal(t, rejectedBefore+uint64(goroutines-maxCalls), b.Metrics().Rejected, "round %d", round)
+		assert.Equal(t, breaker.StateClosed, b.State(), "round %d", round)
+	}
+}
+
+// TestConcurrentChurn mixes calls, trips, manual controls and clock moves,
+// and checks that every call yields exactly one event and that state
+// changes reach the listener as one unbroken chain.
+func TestConcurrentChurn(t *testing.T) {
+	clk := clock.NewMock()
+	cnt := &counter{}
+	b, err := breaker.New[int]("dep", breaker.Config{
+		WindowSize: 20, MinimumCalls: 5, HalfOpenMaxCalls: 3, OpenTimeout: time.Second,
+		MaxOpenTimeout: 4 * time.Second, SlowCallDuration: time.Millisecond, Clock: clk,
+		Listeners: []breaker.Listener{cnt},
+	})
+	require.NoError(t, err)
+
+	const goroutines, calls = 64, 300
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				err := []error{nil, nil, errBoom, context.Canceled}[(g*7+i)%4]
+				b.Execute(context.Background(), func(context.Context) (int, error) { return 0, err })
+				if i%50 == 0 {
+					b.Metrics()
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 100 {
+			clk.Set(clk.Now().Add(500 * time.Millisecond))
+			switch i % 25 {
+			case 10:
+				b.ForceOpen()
+			case 12:
+				b.Disable()
+			case 14:
+				b.Reset()
+			}
+			b.State()
+		}
+	}()
+	wg.Wait()
+
+	state, rejected := b.State(), b.Metrics().Rejected
+	cnt.mu.Lock()
+	defer cnt.mu.Unlock()
+	total := cnt.kinds[breaker.EventSuccess] + cnt.kinds[breaker.EventFailure] + cnt.kinds[breaker.EventIgnored] + cnt.kinds[breaker.EventRejected]
+	assert.Equal(t, goroutines*calls, total, "one outcome or rejection event per call")
+	assert.Empty(t, cnt.broken, "state changes must arrive in order")
+	assert.Positive(t, cnt.kinds[breaker.EventStateChange])
+	assert.Equal(t, state, cnt.state, "the last state change seen is the current state")
+	assert.Equal(t, uint64(cnt.kinds[breaker.EventRejected]), rejected)
+}
+
+var sink int
+
+func benchmarkExecute(b *testing.B, cfg breaker.Config, prepare func(*breaker.Breaker[int])) {
+	br, err := breaker.New[int]("bench", cfg)
+	require.NoError(b, err)
+	if prepare != nil {
+		prepare(br)
+	}
+	fn := func(context.Context) (int, error) { return 1, nil }
+	ctx := context.Background()
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, _ := br.Execute(ctx, fn)
+			sink += v
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				br.Execute(ctx, fn)
+			}
+		})
+	})
+}
+
+func BenchmarkExecute(b *testing.B) {
+	trip := func(br *breaker.Breaker[int]) { br.ForceOpen() }
+	b.Run("closed", func(b *testing.B) { benchmarkExecute(b, breaker.Config{}, nil) })
+	b.Run("closed-slow-tracking", func(b *testing.B) {
+		benchmarkExecute(b, breaker.Config{SlowCallDuration: time.Second}, nil)
+	})
+	b.Run("closed-time-window", func(b *testing.B) {
+		benchmarkExecute(b, breaker.Config{Window: breaker.TimeWindow}, nil)
+	})
+	b.Run("forced-open", func(b *testing.B) { benchmarkExecute(b, breaker.Config{}, trip) })
+	b.Run("open", func(b *testing.B) {
+		benchmarkExecute(b, breaker.Config{WindowSize: 1, OpenTimeout: time.Hour}, func(br *breaker.Breaker[int]) {
+			br.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+		})
+	})
+	b.Run("half-open", func(b *testing.B) {
+		// Every trial succeeds and closes the circuit, every call after it
+		// fails and reopens it with a timeout already over: a cycle of
+		// half-open admissions and transitions.
+		br, err := breaker.New[int]("bench", breaker.Config{WindowSize: 1, OpenTimeout: time.Nanosecond, Clock: &steppingClock{}})
+		require.NoError(b, err)
+		ok := func(context.Context) (int, error) { return 1, nil }
+		bad := func(context.Context) (int, error) { return 0, errBoom }
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%2 == 0 {
+				br.Execute(context.Background(), bad)
+			} else {
+				br.Execute(context.Background(), ok)
+			}
+		}
+	})
+	b.Run("with-listener", func(b *testing.B) {
+		benchmarkExecute(b, breaker.Config{Listeners: []breaker.Listener{breaker.ListenerFunc(func(breaker.Event) {})}}, nil)
+	})
+}
+
+// steppingClock moves a nanosecond forward on every reading. (A
+// *clock.Mock sleeps a millisecond on every move, too slow for a benchmark.)
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(1)
+	return c.now
+}
+
+func BenchmarkAllow(b *testing.B) {
+	br, err := breaker.New[int]("bench", breaker.Config{})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		done, _ := br.Allow()
+		done(nil)
+	}
+}

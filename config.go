@@ -1,0 +1,250 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultWindowSize            = 100
+	DefaultWindowDuration        = 60 * time.Second
+	DefaultBuckets               = 10 // a TimeWindow's buckets when BucketDuration is 0
+	DefaultMinimumCalls          = 10
+	DefaultFailureRateThreshold  = 0.5
+	DefaultSlowCallRateThreshold = 1.0
+	DefaultOpenTimeout           = 30 * time.Second
+	DefaultHalfOpenMaxCalls      = 1
+)
+
+// Limits that keep a window's memory bounded.
+const (
+	MaxWindowSize = 1 << 20 // largest WindowSize of a CountWindow
+	MaxBuckets    = 1 << 16 // most buckets in a TimeWindow (WindowDuration / BucketDuration)
+)
+
+// WindowType selects how a breaker remembers recent calls.
+type WindowType int
+
+const (
+	// CountWindow judges the last WindowSize recorded calls.
+	CountWindow WindowType = iota
+	// TimeWindow judges the calls recorded in the last WindowDuration.
+	TimeWindow
+)
+
+func (w WindowType) String() string {
+	switch w {
+	case CountWindow:
+		return "CountWindow"
+	case TimeWindow:
+		return "TimeWindow"
+	}
+	return fmt.Sprintf("WindowType(%d)", int(w))
+}
+
+// Clock tells the time. *clock.Mock from github.com/benbjohnson/clock
+// satisfies it, which makes every transition testable without waiting.
+type Clock interface {
+	Now() time.Time
+}
+
+// Config tunes a Breaker. The zero value of every field means its default,
+// so Config{} is a working configuration.
+type Config struct {
+	// Window selects a CountWindow (the default) or a TimeWindow.
+	Window WindowType
+
+	// WindowSize is the number of recorded calls a CountWindow judges.
+	// Default DefaultWindowSize; at most MaxWindowSize.
+	WindowSize int
+
+	// WindowDuration is how far back a TimeWindow looks. Default
+	// DefaultWindowDuration.
+	WindowDuration time.Duration
+
+	// BucketDuration is the width of one TimeWindow bucket: an outcome counts
+	// while it is younger than WindowDuration and is dropped at most one
+	// bucket later. Default WindowDuration/DefaultBuckets; at most
+	// WindowDuration, and at most MaxBuckets buckets per window.
+	BucketDuration time.Duration
+
+	// MinimumCalls is how many recorded calls the window must hold before its
+	// rates are judged. Default DefaultMinimumCalls, capped at WindowSize for
+	// a CountWindow.
+	MinimumCalls int
+
+	// FailureRateThreshold trips the circuit when the failure rate is at or
+	// above it, in (0, 1]. Default DefaultFailureRateThreshold.
+	FailureRateThreshold float64
+
+	// ConsecutiveFailures, if positive, also trips the circuit after that
+	// many failures in a row, whatever the window holds. Default 0 (off).
+	ConsecutiveFailures int
+
+	// SlowCallDuration marks a call lasting at least this long as slow,
+	// whether it failed or not. Default 0: slow calls are not tracked.
+	SlowCallDuration time.Duration
+
+	// SlowCallRateThreshold trips the circuit when the slow-call rate is at
+	// or above it, in (0, 1]. Default DefaultSlowCallRateThreshold.
+	SlowCallRateThreshold float64
+
+	// OpenTimeout is how long the circuit stays open before it admits trial
+	// calls. Default DefaultOpenTimeout.
+	OpenTimeout time.Duration
+
+	// MaxOpenTimeout, if set, turns on exponential back-off: each reopening
+	// from half-open without a close in between doubles the open wait, up
+	// to MaxOpenTimeout. It must be at least OpenTimeout. Default 0: every
+	// open wait is OpenTimeout.
+	MaxOpenTimeout time.Duration
+
+	// OpenJitter spreads each open wait evenly within plus or minus this
+	// fraction of it, in [0, 1), so that many instances do not probe in
+	// step. Default 0.
+	OpenJitter float64
+
+	// HalfOpenMaxCalls is how many trial calls one half-open period admits.
+	// Default DefaultHalfOpenMaxCalls.
+	HalfOpenMaxCalls int
+
+	// SuccessThreshold is how many trial successes close the circuit, in
+	// [1, HalfOpenMaxCalls]. Default HalfOpenMaxCalls.
+	SuccessThreshold int
+
+	// IsFailure reports whether a non-nil error counts as a failure. Default
+	// nil: every non-nil error does. An error that is not a failure counts
+	// as a success.
+	IsFailure func(error) bool
+
+	// IsIgnored reports whether a call that returned err is left out of the
+	// record altogether; it is asked before IsFailure. Default nil:
+	// errors.Is(err, context.Canceled), so calls the caller gave up on do
+	// not count against the dependency.
+	IsIgnored func(error) bool
+
+	// Clock tells the breaker the time. Default nil: the system clock.
+	Clock Clock
+
+	// Listeners receive every event, in order, outside the breaker's lock.
+	Listeners []Listener
+}
+
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
+
+// normalize returns c with its defaults filled in, or the first invalid
+// field as a *ConfigError.
+func (c Config) normalize() (Config, error) {
+	bad := func(field string, value any, allowed string) (Config, error) {
+		return Config{}, &ConfigError{Field: field, Value: value, Allowed: allowed}
+	}
+	unit := func(x float64) bool { return x > 0 && x <= 1 } // false for NaN
+
+	switch c.Window {
+	case CountWindow, TimeWindow:
+	default:
+		return bad("Window", c.Window, "{CountWindow, TimeWindow}")
+	}
+	if c.WindowSize == 0 {
+		c.WindowSize = DefaultWindowSize
+	}
+	if c.WindowSize < 1 || c.WindowSize > MaxWindowSize {
+		return bad("WindowSize", c.WindowSize, fmt.Sprintf("[1, %d]", MaxWindowSize))
+	}
+	if c.WindowDuration == 0 {
+		c.WindowDuration = DefaultWindowDuration
+	}
+	if c.WindowDuration < 0 {
+		return bad("WindowDuration", c.WindowDuration, "(0, ∞)")
+	}
+	if c.BucketDuration == 0 {
+		c.BucketDuration = ceilDiv(c.WindowDuration, DefaultBuckets)
+	}
+	if c.BucketDuration < 0 || c.BucketDuration > c.WindowDuration {
+		return bad("BucketDuration", c.BucketDuration, fmt.Sprintf("(0, WindowDuration %v]", c.WindowDuration))
+	}
+	if ceilDiv(c.WindowDuration, c.BucketDuration) > MaxBuckets {
+		return bad("BucketDuration", c.BucketDuration,
+			fmt.Sprintf("[%v, %v] (WindowDuration %v in at most %d buckets)",
+				ceilDiv(c.WindowDuration, MaxBuckets), c.WindowDuration, c.WindowDuration, MaxBuckets))
+	}
+	if c.MinimumCalls == 0 {
+		c.MinimumCalls = DefaultMinimumCalls
+		if c.Window == CountWindow {
+			c.MinimumCalls = min(c.MinimumCalls, c.WindowSize)
+		}
+	}
+	if c.MinimumCalls < 1 {
+		return bad("MinimumCalls", c.MinimumCalls, "[1, ∞)")
+	}
+	if c.Window == CountWindow && c.MinimumCalls > c.WindowSize {
+		return bad("MinimumCalls", c.MinimumCalls, fmt.Sprintf("[1, WindowSize %d]", c.WindowSize))
+	}
+	if c.FailureRateThreshold == 0 {
+		c.FailureRateThreshold = DefaultFailureRateThreshold
+	}
+	if !unit(c.FailureRateThreshold) {
+		return bad("FailureRateThreshold", c.FailureRateThreshold, "(0, 1]")
+	}
+	if c.ConsecutiveFailures < 0 {
+		return bad("ConsecutiveFailures", c.ConsecutiveFailures, "[0, ∞) (0 turns it off)")
+	}
+	if c.SlowCallDuration < 0 {
+		return bad("SlowCallDuration", c.SlowCallDuration, "[0, ∞) (0 turns it off)")
+	}
+	if c.SlowCallRateThreshold == 0 {
+		c.SlowCallRateThreshold = DefaultSlowCallRateThreshold
+	}
+	if !unit(c.SlowCallRateThreshold) {
+		return bad("SlowCallRateThreshold", c.SlowCallRateThreshold, "(0, 1]")
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.OpenTimeout < 0 {
+		return bad("OpenTimeout", c.OpenTimeout, "(0, ∞)")
+	}
+	if c.MaxOpenTimeout != 0 && c.MaxOpenTimeout < c.OpenTimeout {
+		return bad("MaxOpenTimeout", c.MaxOpenTimeout, fmt.Sprintf("[OpenTimeout %v, ∞) or 0 (no back-off)", c.OpenTimeout))
+	}
+	if !(c.OpenJitter >= 0 && c.OpenJitter < 1) {
+		return bad("OpenJitter", c.OpenJitter, "[0, 1)")
+	}
+	if c.HalfOpenMaxCalls == 0 {
+		c.HalfOpenMaxCalls = DefaultHalfOpenMaxCalls
+	}
+	if c.HalfOpenMaxCalls < 1 {
+		return bad("HalfOpenMaxCalls", c.HalfOpenMaxCalls, "[1, ∞)")
+	}
+	if c.SuccessThreshold == 0 {
+		c.SuccessThreshold = c.HalfOpenMaxCalls
+	}
+	if c.SuccessThreshold < 1 || c.SuccessThreshold > c.HalfOpenMaxCalls {
+		return bad("SuccessThreshold", c.SuccessThreshold, fmt.Sprintf("[1, HalfOpenMaxCalls %d]", c.HalfOpenMaxCalls))
+	}
+	for i, l := range c.Listeners {
+		if f, ok := l.(ListenerFunc); l == nil || ok && f == nil {
+			return bad(fmt.Sprintf("Listeners[%d]", i), nil, "a non-nil Listener")
+		}
+	}
+	if c.IsFailure == nil {
+		c.IsFailure = func(error) bool { return true }
+	}
+	if c.IsIgnored == nil {
+		c.IsIgnored = isCanceled
+	}
+	c.Listeners = append([]Listener(nil), c.Listeners...) // the caller may reuse its slice
+	return c, nil
+}
+
+// ceilDiv is a/b rounded up, for positive a and b, without overflow.
+func ceilDiv(a, b time.Duration) time.Duration {
+	q := a / b
+	if a%b != 0 {
+		q++
+	}
+	return q
+}

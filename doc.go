@@ -1,0 +1,21 @@
+// Package breaker is a circuit breaker: it watches the calls a service makes
+// to a dependency and, when too many fail or run slow, cuts the dependency
+// off for a while, so that callers fail fast instead of queueing behind it.
+//
+// A Breaker starts closed: every call is made and its outcome recorded in a
+// sliding window, either the last N calls (CountWindow) or the calls of the
+// last D (TimeWindow). When, over at least MinimumCalls calls, the failure
+// rate or the slow-call rate reaches its threshold, or ConsecutiveFailures
+// failures come in a row, the circuit opens: calls are refused with ErrOpen
+// without being made. Once OpenTimeout has passed the circuit is half-open
+// and admits up to HalfOpenMaxCalls trial calls; SuccessThreshold successes
+// close it with a fresh window, and a failure opens it again, with an
+// exponential back-off when MaxOpenTimeout is set. ForceOpen and Disable
+// override the state until Reset.
+//
+// The breaker starts no goroutines and no timers: the move from open to
+// half-open is a comparison with the Clock, made when the breaker is next
+// used. Listeners receive every outcome, rejection and state change.
+//
+// A Breaker is safe for concurrent use by multiple goroutines.
+package breaker

@@ -1,0 +1,89 @@
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrOpen matches (with errors.Is) the error returned for a call refused
+	// because the circuit is open or forced open.
+	ErrOpen = errors.New("breaker: circuit open")
+
+	// ErrTooManyCalls matches the error returned for a call refused because
+	// the half-open state has already admitted HalfOpenMaxCalls trial calls.
+	ErrTooManyCalls = errors.New("breaker: too many calls while half-open")
+
+	// ErrNilFunc is returned by Execute when fn is nil.
+	ErrNilFunc = errors.New("breaker: nil function")
+
+	// ErrInvalidConfig matches every *ConfigError returned by New.
+	ErrInvalidConfig = errors.New("breaker: invalid config")
+)
+
+// RejectedError is the error returned for a refused call. It names the
+// breaker and answers errors.Is for ErrOpen (open or forced open) or
+// ErrTooManyCalls (half-open).
+type RejectedError struct {
+	Breaker string
+	State   State
+	// RetryAt is when the open circuit admits its next trial call. It is zero
+	// where no such time is known: forced open and half-open.
+	RetryAt time.Time
+}
+
+func (e *RejectedError) Error() string {
+	switch e.State {
+	case StateHalfOpen:
+		return fmt.Sprintf("breaker %q: too many calls while half-open", e.Breaker)
+	case StateForcedOpen:
+		return fmt.Sprintf("breaker %q: circuit forced open", e.Breaker)
+	default:
+		return fmt.Sprintf("breaker %q: circuit open", e.Breaker)
+	}
+}
+
+// Unwrap returns ErrTooManyCalls for a half-open rejection and ErrOpen
+// otherwise, so that errors.Is matches the sentinel.
+func (e *RejectedError) Unwrap() error {
+	if e.State == StateHalfOpen {
+		return ErrTooManyCalls
+	}
+	return ErrOpen
+}
+
+// PanicError is the error that listeners see (Event.Err) for a call whose
+// function panicked. The panic itself is re-raised to the caller unchanged.
+type PanicError struct {
+	Value any
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("breaker: call panicked: %v", e.Value) }
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// errGoexit is recorded for a call whose function ended its goroutine with
+// runtime.Goexit (t.FailNow in a test, for instance).
+var errGoexit = errors.New("breaker: call ended its goroutine (runtime.Goexit)")
+
+// ConfigError reports an invalid Config field. It matches ErrInvalidConfig.
+type ConfigError struct {
+	Field   string // the Config field, such as "FailureRateThreshold" or "Listeners[2]"
+	Value   any    // the value given
+	Allowed string // the values allowed, such as "(0, 1]"
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == nil {
+		return fmt.Sprintf("breaker: %s is nil; want %s", e.Field, e.Allowed)
+	}
+	return fmt.Sprintf("breaker: %s %v is outside %s", e.Field, e.Value, e.Allowed)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }

@@ -1,0 +1,173 @@
+package breaker
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// State is the state of a circuit.
+type State uint8
+
+const (
+	// StateClosed admits every call and records its outcome.
+	StateClosed State = iota
+	// StateOpen refuses every call until the open wait has passed.
+	StateOpen
+	// StateHalfOpen admits a few trial calls to learn whether the
+	// dependency has recovered.
+	StateHalfOpen
+	// StateForcedOpen refuses every call until Reset (see ForceOpen).
+	StateForcedOpen
+	// StateDisabled admits and records every call but never trips (see
+	// Disable).
+	StateDisabled
+)
+
+func (s State) String() string {
+	switch s {
+	case StateClosed:
+		return "closed"
+	case StateOpen:
+		return "open"
+	case StateHalfOpen:
+		return "half-open"
+	case StateForcedOpen:
+		return "forced-open"
+	case StateDisabled:
+		return "disabled"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// MarshalText encodes s as its String, so that JSON shows "half-open".
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// stateBits is how many low bits of core.word hold the state; the rest hold
+// the generation.
+const stateBits = 8
+
+// The methods below move the state machine. Each requires c.mu held. A zero
+// now means the caller has not read the clock yet.
+
+// setState enters s at now and starts a new generation, so that outcomes of
+// calls admitted before do not count in s.
+func (c *core) setState(s State, now time.Time) {
+	if now.IsZero() {
+		now = c.now()
+	}
+	from := c.state
+	c.state = s
+	c.gen++
+	c.word.Store(c.gen<<stateBits | uint64(s))
+	c.trials, c.trialSuccesses = 0, 0
+	if from != s {
+		c.since = now
+		c.emit(Event{Kind: EventStateChange, From: from, To: s, Time: now})
+	}
+}
+
+// tick makes the open-to-half-open move once the open wait is over.
+func (c *core) tick(now time.Time) {
+	if c.state == StateOpen && !now.Before(c.openUntil) {
+		c.setState(StateHalfOpen, now)
+	}
+}
+
+// trip opens the circuit for the current open wait.
+func (c *core) trip(now time.Time) {
+	if now.IsZero() {
+		now = c.now()
+	}
+	c.openUntil = now.Add(c.openWait())
+	c.opens++
+	c.rejectOpen = &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.openUntil}
+	c.setState(StateOpen, now)
+}
+
+// openWait is OpenTimeout doubled for each reopening since the circuit last
+// closed, capped at MaxOpenTimeout, then spread by OpenJitter.
+func (c *core) openWait() time.Duration {
+	wait := c.cfg.OpenTimeout
+	if limit := c.cfg.MaxOpenTimeout; limit > 0 {
+		for i := 0; i < c.reopens && wait < limit; i++ {
+			if wait > limit/2 {
+				wait = limit
+			} else {
+				wait *= 2
+			}
+		}
+	}
+	if j := c.cfg.OpenJitter; j > 0 {
+		f := float64(wait) * (1 + j*(2*rand.Float64()-1))
+		if f >= math.MaxInt64 {
+			return math.MaxInt64
+		}
+		wait = time.Duration(f)
+	}
+	return wait
+}
+
+// close enters closed with a fresh window, forgetting the back-off.
+func (c *core) close(now time.Time) {
+	c.win.reset()
+	c.consecutive = 0
+	c.reopens = 0
+	c.setState(StateClosed, now)
+}
+
+// recordResult applies the outcome of a call admitted in the current
+// generation.
+func (c *core) recordResult(kind EventKind, isSlow bool, now time.Time) {
+	switch c.state {
+	case StateClosed, StateDisabled:
+		if kind == EventIgnored {
+			return
+		}
+		var o outcome
+		if kind == EventFailure {
+			o |= failed
+			c.consecutive++
+		} else {
+			c.consecutive = 0
+		}
+		if isSlow {
+			o |= slow
+		}
+		n := c.win.record(now, o)
+		if c.state == StateClosed && c.shouldTrip(n) {
+			c.trip(now)
+		}
+	case StateHalfOpen:
+		switch {
+		case kind == EventIgnored:
+			c.trials-- // the permit goes back
+		case kind == EventFailure || isSlow:
+			c.reopens++
+			c.trip(now)
+		default:
+			if c.trialSuccesses++; c.trialSuccesses >= c.cfg.SuccessThreshold {
+				c.close(now)
+			}
+		}
+	}
+}
+
+func (c *core) shouldTrip(n counts) bool {
+	if k := c.cfg.ConsecutiveFailures; k > 0 && c.consecutive >= k {
+		return true
+	}
+	if n.calls < c.cfg.MinimumCalls {
+		return false
+	}
+	return rate(n.failures, n.calls) >= c.cfg.FailureRateThreshold ||
+		c.slowOn && rate(n.slow, n.calls) >= c.cfg.SlowCallRateThreshold
+}
+
+func rate(part, whole int) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
