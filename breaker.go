@@ -343,9 +343,6 @@ func (c *core) emit(e Event) {
 		return
 	}
 	e.Breaker = c.name
-	if e.Time.IsZero() {
-		e.Time = c.now()
-	}
 	c.queue = append(c.queue, e)
 }
 

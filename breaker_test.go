@@ -441,6 +441,16 @@ func TestBackoffSaturates(t *testing.T) {
 	assert.Equal(t, breaker.StateOpen, h.State())
 }
 
+func TestJitterNeverOverflows(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 1, OpenTimeout: math.MaxInt64, OpenJitter: 0.99})
+	for range 50 {
+		h.trip(t)
+		wait := h.Metrics().RetryAfter
+		require.Positive(t, wait)
+		h.Reset()
+	}
+}
+
 func TestJitterSpreadsTheWait(t *testing.T) {
 	clk := clock.NewMock()
 	const base = 100 * time.Second
@@ -589,6 +599,12 @@ func TestReset(t *testing.T) {
 	m = h.Metrics()
 	assert.Equal(t, breaker.StateClosed, m.State)
 	assert.Equal(t, h.clk.Now(), m.Since)
+}
+
+func TestName(t *testing.T) {
+	b, err := breaker.New[int]("payments-db", breaker.Config{})
+	require.NoError(t, err)
+	assert.Equal(t, "payments-db", b.Name())
 }
 
 func TestExecute(t *testing.T) {

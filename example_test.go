@@ -1,0 +1,147 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/seed18491788/breaker"
+)
+
+// A breaker trips after failures, refuses calls while open, and closes
+// again when a trial call succeeds. The mock clock stands in for time.
+func Example() {
+	clk := clock.NewMock()
+	b, err := breaker.New[string]("inventory", breaker.Config{
+		WindowSize:  4,
+		OpenTimeout: 10 * time.Second,
+		Clock:       clk,
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	refused := errors.New("connection refused")
+
+	for range 4 {
+		b.Execute(ctx, func(context.Context) (string, error) { return "", refused })
+	}
+	fmt.Println(b.State())
+
+	_, err = b.Execute(ctx, func(context.Context) (string, error) { return "never called", nil })
+	fmt.Println(err, errors.Is(err, breaker.ErrOpen))
+
+	clk.Add(10 * time.Second)
+	v, err := b.Execute(ctx, func(context.Context) (string, error) { return "42 in stock", nil })
+	fmt.Println(v, err, b.State())
+	// Output:
+	// open
+	// breaker "inventory": circuit open true
+	// 42 in stock <nil> closed
+}
+
+func ExampleBreaker_Execute() {
+	b, err := breaker.New[int]("pricing", breaker.Config{})
+	if err != nil {
+		panic(err)
+	}
+	price, err := b.Execute(context.Background(), func(ctx context.Context) (int, error) {
+		return 1999, nil // call the dependency here, passing ctx on
+	})
+	switch {
+	case errors.Is(err, breaker.ErrOpen), errors.Is(err, breaker.ErrTooManyCalls):
+		fmt.Println("refused by the breaker; serve a fallback")
+	case err != nil:
+		fmt.Println("the call failed:", err)
+	default:
+		fmt.Println("price:", price)
+	}
+	// Output: price: 1999
+}
+
+// Allow suits code that cannot wrap the call in a function, such as
+// middleware: ask first, then report the outcome through done.
+func ExampleBreaker_Allow() {
+	b, err := breaker.New[struct{}]("search", breaker.Config{WindowSize: 2})
+	if err != nil {
+		panic(err)
+	}
+	for _, outcome := range []error{nil, errors.New("502"), errors.New("503"), nil} {
+		done, err := b.Allow()
+		if err != nil {
+			fmt.Println("refused:", err)
+			continue
+		}
+		done(outcome)
+		fmt.Println("done:", outcome, "->", b.State())
+	}
+	// Output:
+	// done: <nil> -> closed
+	// done: 502 -> open
+	// refused: breaker "search": circuit open
+	// refused: breaker "search": circuit open
+}
+
+// A time window judges the calls of the last minute; here slow calls trip
+// the circuit even though none fails.
+func ExampleConfig() {
+	clk := clock.NewMock()
+	b, err := breaker.New[string]("reports", breaker.Config{
+		Window:                breaker.TimeWindow,
+		WindowDuration:        time.Minute,
+		MinimumCalls:          3,
+		SlowCallDuration:      2 * time.Second,
+		SlowCallRateThreshold: 0.6,
+		Clock:                 clk,
+	})
+	if err != nil {
+		panic(err)
+	}
+	call := func(took time.Duration) {
+		b.Execute(context.Background(), func(context.Context) (string, error) {
+			clk.Add(took)
+			return "report", nil
+		})
+		m := b.Metrics()
+		fmt.Printf("%v: %d calls, %d slow (%.0f%%)\n", m.State, m.Calls, m.SlowCalls, 100*m.SlowCallRate)
+	}
+	call(100 * time.Millisecond)
+	call(3 * time.Second)
+	call(5 * time.Second)
+	// Output:
+	// closed: 1 calls, 0 slow (0%)
+	// closed: 2 calls, 1 slow (50%)
+	// open: 3 calls, 2 slow (67%)
+}
+
+// Listeners see every outcome, rejection and state change, in order, on the
+// caller's goroutine once the breaker's lock is released.
+func ExampleListenerFunc() {
+	log := breaker.ListenerFunc(func(e breaker.Event) {
+		switch e.Kind {
+		case breaker.EventStateChange:
+			fmt.Printf("%s: %v -> %v\n", e.Breaker, e.From, e.To)
+		default:
+			fmt.Printf("%s: %v %v\n", e.Breaker, e.Kind, e.Err)
+		}
+	})
+	b, err := breaker.New[int]("ledger", breaker.Config{
+		WindowSize: 1,
+		Clock:      clock.NewMock(),
+		Listeners:  []breaker.Listener{log},
+	})
+	if err != nil {
+		panic(err)
+	}
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errors.New("timeout") })
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	b.Reset()
+	// Output:
+	// ledger: failure timeout
+	// ledger: closed -> open
+	// ledger: rejected breaker "ledger": circuit open
+	// ledger: open -> closed
+}
