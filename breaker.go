@@ -2,9 +2,13 @@ package breaker
 
 import (
 	"context"
+	"math"
+	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Breaker is a circuit breaker guarding calls that return a T. Create one
@@ -117,44 +121,81 @@ type Metrics struct {
 	Opens    uint64 // times the circuit opened since New, ForceOpen aside
 }
 
-// core is the state machine behind a Breaker; it does not depend on T.
-type core struct {
-	name      string
-	cfg       Config
-	clock     Clock // nil: time.Now
-	listeners []Listener
-	slowOn    bool // SlowCallDuration > 0
-	timed     bool // the window needs the time of each outcome
-	stamp     bool // each call needs its start time: slow tracking or listeners
+// cacheLine is the size, with the adjacent line that x86 prefetches along,
+// that keeps fields written by different cores apart.
+const cacheLine = 128
 
-	// word holds gen<<stateBits | state. It is written under mu and read
-	// without it, so that closed and disabled admit calls lock-free.
-	word     atomic.Uint64
-	rejected atomic.Uint64
+// unknownTime stands for a time the caller has not read from the clock.
+const unknownTime = time.Duration(math.MinInt64)
+
+// core is the state machine behind a Breaker; it does not depend on T.
+//
+// Times are durations since base, read from the monotonic clock (or from
+// Clock). Calls take mu once at most: closed and disabled admit a call
+// without it, open and forced open refuse one without it, and a success that
+// can change nothing but the window's counts is counted in a stripe and
+// folded into the window by the next holder of mu. So in the common cases a
+// call writes no memory shared with the other cores.
+type core struct {
+	// Read by every call. Set by init, or written under mu when the state
+	// or the eligibility of successes for the stripes changes.
+	name          string
+	cfg           Config
+	clock         Clock     // nil: the monotonic clock
+	base          time.Time // elapsed() is measured from here
+	listeners     []Listener
+	slowOn        bool // SlowCallDuration > 0
+	timed         bool // the window needs the time of each outcome
+	stamp         bool // each call needs its start time: slow tracking or listeners
+	quiet         bool // no listeners, so calls need not queue events under mu
+	stripes       []stripe
+	stripeShift   uint // 64 - log2(len(stripes))
+	rejectForced  error
+	rejectTooMany error
+
+	word       atomic.Uint64 // gen<<stateBits | state
+	openUntil  atomic.Int64  // while open: when half-open begins
+	rejectOpen atomic.Pointer[RejectedError]
+	// stripeGen is gen+1 while a success of generation gen that is neither
+	// slow nor a failure may go to a stripe instead of the window; 0 when
+	// none may. stripeUntil bounds that in time for a time window.
+	stripeGen   atomic.Uint64
+	stripeUntil atomic.Int64
+
+	_ [cacheLine]byte // keeps the lock, written by every holder, off the lines above
 
 	mu             sync.Mutex
 	state          State
 	gen            uint64 // changes with every setState
-	since          time.Time
+	since          time.Duration
 	win            window
+	stripeAt       time.Duration // where successes from the stripes go in a time window
 	consecutive    int
-	openUntil      time.Time // while open: when half-open begins
-	reopens        int       // reopenings since the circuit last closed
+	reopens        int // reopenings since the circuit last closed
 	opens          uint64
 	trials         int // trial calls admitted in this half-open period
 	trialSuccesses int
-	rejectOpen     error // returned while open, carrying RetryAt
-	rejectForced   error
-	rejectTooMany  error
 	queue, spare   []Event // events waiting for delivery; spare is the other buffer
 	delivering     bool    // a goroutine is delivering the queue
 }
+
+// stripe holds counters that calls update without mu; each call picks one
+// by its goroutine's stack, so that cores rarely share one.
+type stripe struct {
+	// pending is uint32(gen)<<32 | the number of successes of generation
+	// gen not yet in the window.
+	pending  atomic.Uint64
+	rejected atomic.Uint64
+	_        [64 - 16]byte // one cache line
+}
+
+const pendingMask = 1<<32 - 1
 
 // ticket is an admitted call: the generation it was admitted in and, when
 // needed, when it started.
 type ticket struct {
 	gen   uint64
-	start time.Time
+	start time.Duration
 }
 
 func (c *core) init(name string, cfg Config) error {
@@ -165,47 +206,97 @@ func (c *core) init(name string, cfg Config) error {
 	c.name, c.cfg, c.clock, c.listeners = name, cfg, cfg.Clock, cfg.Listeners
 	c.slowOn = cfg.SlowCallDuration > 0
 	c.timed = cfg.Window == TimeWindow
-	c.stamp = c.slowOn || len(c.listeners) > 0
-	c.since = c.now()
+	c.quiet = len(c.listeners) == 0
+	c.stamp = c.slowOn || !c.quiet
+	if c.clock == nil {
+		c.base = time.Now()
+	} else {
+		c.base = c.clock.Now()
+	}
 	if c.timed {
-		c.win = newTimeWindow(c.since, cfg.WindowDuration, cfg.BucketDuration)
+		c.win = newTimeWindow(cfg.WindowDuration, cfg.BucketDuration)
 	} else {
 		c.win = newCountWindow(cfg.WindowSize)
 	}
+	// Enough stripes that goroutines on different processors seldom share
+	// one: eight per processor.
+	n := 16
+	for n < 8*runtime.GOMAXPROCS(0) && n < 1024 {
+		n *= 2
+	}
+	c.stripes = make([]stripe, n)
+	c.stripeShift = uint(64 - bits.Len(uint(n-1)))
 	c.rejectForced = &RejectedError{Breaker: name, State: StateForcedOpen}
 	c.rejectTooMany = &RejectedError{Breaker: name, State: StateHalfOpen}
 	c.word.Store(uint64(StateClosed))
 	return nil
 }
 
-func (c *core) now() time.Time {
+// elapsed reads the clock.
+func (c *core) elapsed() time.Duration {
 	if c.clock == nil {
-		return time.Now()
+		return time.Since(c.base) // reads only the monotonic clock: cheaper than time.Now
 	}
-	return c.clock.Now()
+	return c.clock.Now().Sub(c.base)
+}
+
+// at turns an elapsed duration back into a time.
+func (c *core) at(d time.Duration) time.Time { return c.base.Add(d) }
+
+// known returns now, reading the clock if now is unknownTime.
+func (c *core) known(now time.Duration) time.Duration {
+	if now == unknownTime {
+		return c.elapsed()
+	}
+	return now
+}
+
+// stripe returns the calling goroutine's stripe, picked by the address of
+// a variable on its stack: that stays put while the goroutine runs, and
+// goroutines tend to reuse the stacks freed on the same processor. The
+// address is spread by Fibonacci hashing, whose top bits depend on all of it.
+func (c *core) stripe() *stripe {
+	var anchor byte
+	h := uint64(uintptr(unsafe.Pointer(&anchor))) * 0x9e3779b97f4a7c15
+	return &c.stripes[h>>c.stripeShift]
 }
 
 // acquire admits a call or returns the error that refuses it.
 func (c *core) acquire() (ticket, error) {
 	w := c.word.Load()
-	if s := State(w & (1<<stateBits - 1)); s == StateClosed || s == StateDisabled {
+	switch State(w & (1<<stateBits - 1)) {
+	case StateClosed, StateDisabled:
 		t := ticket{gen: w >> stateBits}
 		if c.stamp {
-			t.start = c.now()
+			t.start = c.elapsed()
 		}
 		return t, nil
+	case StateForcedOpen:
+		if c.quiet {
+			c.stripe().rejected.Add(1)
+			return ticket{}, c.rejectForced
+		}
+	case StateOpen:
+		now := c.elapsed()
+		if until := c.openUntil.Load(); c.quiet && int64(now) < until {
+			c.stripe().rejected.Add(1)
+			return ticket{}, c.openError(until)
+		}
+		return c.acquireSlow(now)
 	}
-	return c.acquireSlow()
+	return c.acquireSlow(unknownTime)
 }
 
-func (c *core) acquireSlow() (ticket, error) {
-	now := c.now()
-	c.mu.Lock()
+// acquireSlow is acquire under mu, for the cases that need it: a move to
+// half-open, trial calls, and refusals that listeners must hear of.
+func (c *core) acquireSlow(now time.Duration) (ticket, error) {
+	now = c.known(now)
+	c.lock()
 	c.tick(now)
 	var err error
 	switch c.state {
 	case StateOpen:
-		err = c.rejectOpen
+		err = c.openError(c.openUntil.Load())
 	case StateForcedOpen:
 		err = c.rejectForced
 	case StateHalfOpen:
@@ -216,12 +307,24 @@ func (c *core) acquireSlow() (ticket, error) {
 		}
 	}
 	if err != nil {
-		c.rejected.Add(1)
-		c.emit(Event{Kind: EventRejected, Err: err, Time: now})
+		c.stripe().rejected.Add(1)
+		c.emit(Event{Kind: EventRejected, Err: err}, now)
 	}
 	t := ticket{gen: c.gen, start: now}
-	c.unlock()
+	c.unlock(now)
 	return t, err
+}
+
+// openError returns the error refusing calls in the open period that ends
+// at until. It is made by the period's first refusal, not by the trip, so
+// that trips allocate nothing; calls racing to make it make equal ones.
+func (c *core) openError(until int64) error {
+	if e := c.rejectOpen.Load(); e != nil && e.until == until {
+		return e
+	}
+	e := &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.at(time.Duration(until)), until: until}
+	c.rejectOpen.Store(e)
+	return e
 }
 
 // complete records the outcome of an admitted call that returned err.
@@ -267,90 +370,87 @@ func (c *core) classify(err error) (kind EventKind, p any) {
 
 // release records the end of an admitted call.
 func (c *core) release(t ticket, kind EventKind, err error) {
-	var now time.Time
-	var d time.Duration
+	now := unknownTime
 	if c.stamp || c.timed {
-		now = c.now()
+		now = c.elapsed()
 	}
+	var d time.Duration
 	if c.stamp {
-		d = now.Sub(t.start)
+		d = now - t.start
 	}
 	isSlow := c.slowOn && d >= c.cfg.SlowCallDuration
-	c.mu.Lock()
-	c.emit(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow, Time: now})
+	if kind == EventSuccess && !isSlow && c.stripeSuccess(t.gen, now) {
+		return
+	}
+	c.lock()
+	c.emit(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow}, now)
 	if t.gen == c.gen {
 		c.recordResult(kind, isSlow, now)
 	}
-	c.unlock()
+	c.unlock(now)
 }
 
-func (c *core) currentState() State {
-	if s := State(c.word.Load() & (1<<stateBits - 1)); s != StateOpen {
-		return s
+// stripeSuccess counts a success of generation gen, neither slow nor a
+// failure, in the caller's stripe, if the last holder of mu said that such
+// a success can change nothing but the window's counts. It reports whether
+// it did.
+func (c *core) stripeSuccess(gen uint64, now time.Duration) bool {
+	if c.stripeGen.Load() != gen+1 || c.timed && int64(now) >= c.stripeUntil.Load() {
+		return false
 	}
-	now := c.now()
+	p := &c.stripe().pending
+	tag := uint64(uint32(gen)) << 32
+	for {
+		old := p.Load()
+		next := old + 1
+		switch {
+		case old&pendingMask == 0:
+			next = tag | 1
+		case old&^pendingMask != tag || old&pendingMask == pendingMask:
+			return false // left by another generation, or full: mu's holder empties it
+		}
+		if p.CompareAndSwap(old, next) {
+			return true
+		}
+	}
+}
+
+// lock takes mu and moves the successes waiting in the stripes into the
+// window. Those of an earlier generation are dropped: they finished after
+// the state changed.
+func (c *core) lock() {
 	c.mu.Lock()
-	c.tick(now)
-	s := c.state
-	c.unlock()
-	return s
-}
-
-func (c *core) metrics() Metrics {
-	now := c.now()
-	c.mu.Lock()
-	c.tick(now)
-	n := c.win.totals(now)
-	m := Metrics{
-		State:               c.state,
-		Since:               c.since,
-		Calls:               n.calls,
-		Failures:            n.failures,
-		SlowCalls:           n.slow,
-		FailureRate:         rate(n.failures, n.calls),
-		SlowCallRate:        rate(n.slow, n.calls),
-		ConsecutiveFailures: c.consecutive,
-		Opens:               c.opens,
-		Rejected:            c.rejected.Load(),
-	}
-	if c.state == StateHalfOpen {
-		m.HalfOpenCalls, m.HalfOpenSuccesses = c.trials, c.trialSuccesses
-	}
-	if c.state == StateOpen {
-		m.RetryAfter = c.openUntil.Sub(now)
-	}
-	c.unlock()
-	return m
-}
-
-func (c *core) force(s State) {
-	c.mu.Lock()
-	if c.state != s {
-		c.setState(s, time.Time{})
-	}
-	c.unlock()
-}
-
-func (c *core) reset() {
-	c.mu.Lock()
-	c.close(time.Time{})
-	c.unlock()
-}
-
-// emit queues e for the listeners. It requires c.mu held.
-func (c *core) emit(e Event) {
-	if len(c.listeners) == 0 {
+	if !c.quiet {
 		return
 	}
-	e.Breaker = c.name
-	c.queue = append(c.queue, e)
+	tag := uint64(uint32(c.gen)) << 32
+	n := 0
+	for i := range c.stripes {
+		p := &c.stripes[i].pending
+		if p.Load()&pendingMask == 0 {
+			continue
+		}
+		if v := p.Swap(0); v&^pendingMask == tag {
+			n += int(v & pendingMask)
+		}
+	}
+	if n > 0 {
+		c.win.addSuccesses(c.stripeAt, n)
+	}
 }
 
-// unlock releases c.mu and then delivers the queued events, unless another
-// goroutine is delivering them already: that one will deliver these too.
-// Events so reach the listeners once each, in the order they were queued,
-// never while c.mu is held, and never on a goroutine of the breaker's own.
-func (c *core) unlock() {
+// unlock says whether successes may go to the stripes until the next
+// holder of mu, releases mu, and then delivers the queued events, unless
+// another goroutine is delivering them already: that one will deliver these
+// too. Events so reach the listeners once each, in the order they were
+// queued, never while mu is held, and never on a goroutine of the breaker's
+// own.
+func (c *core) unlock(now time.Duration) {
+	if c.quiet {
+		c.allowStripes(now)
+		c.mu.Unlock()
+		return
+	}
 	if c.delivering || len(c.queue) == 0 {
 		c.mu.Unlock()
 		return
@@ -371,6 +471,110 @@ func (c *core) unlock() {
 	}
 	c.delivering = false
 	c.mu.Unlock()
+}
+
+// allowStripes lets successes of the current generation go to the stripes
+// while one can change nothing but the window's counts: in closed or
+// disabled, with no failure streak to end and, when closed, rates that
+// successes can only lower. In a time window that holds until the totals
+// would change by themselves. It requires mu held.
+func (c *core) allowStripes(now time.Duration) {
+	var gen uint64
+	until := int64(math.MaxInt64)
+	if (c.state == StateClosed || c.state == StateDisabled) && c.consecutive == 0 {
+		if c.timed {
+			now = c.known(now)
+		}
+		n := c.win.totals(now)
+		if c.state == StateDisabled || n.calls >= c.cfg.MinimumCalls && !c.ratesTrip(n) {
+			gen = c.gen + 1
+			if c.timed {
+				c.stripeAt = now
+				until = int64(c.win.(*timeWindow).steadyUntil(now))
+			}
+		}
+	}
+	if gen == 0 {
+		if c.stripeGen.Load() != 0 {
+			c.stripeGen.Store(0)
+		}
+		return
+	}
+	if c.stripeUntil.Load() != until {
+		c.stripeUntil.Store(until)
+	}
+	if c.stripeGen.Load() != gen {
+		c.stripeGen.Store(gen)
+	}
+}
+
+func (c *core) currentState() State {
+	s := State(c.word.Load() & (1<<stateBits - 1))
+	if s != StateOpen {
+		return s
+	}
+	now := c.elapsed()
+	if int64(now) < c.openUntil.Load() {
+		return s
+	}
+	c.lock()
+	c.tick(now)
+	s = c.state
+	c.unlock(now)
+	return s
+}
+
+func (c *core) metrics() Metrics {
+	now := c.elapsed()
+	c.lock()
+	c.tick(now)
+	n := c.win.totals(now)
+	m := Metrics{
+		State:               c.state,
+		Since:               c.at(c.since),
+		Calls:               n.calls,
+		Failures:            n.failures,
+		SlowCalls:           n.slow,
+		FailureRate:         rate(n.failures, n.calls),
+		SlowCallRate:        rate(n.slow, n.calls),
+		ConsecutiveFailures: c.consecutive,
+		Opens:               c.opens,
+	}
+	for i := range c.stripes {
+		m.Rejected += c.stripes[i].rejected.Load()
+	}
+	switch c.state {
+	case StateHalfOpen:
+		m.HalfOpenCalls, m.HalfOpenSuccesses = c.trials, c.trialSuccesses
+	case StateOpen:
+		m.RetryAfter = time.Duration(c.openUntil.Load()) - now
+	}
+	c.unlock(now)
+	return m
+}
+
+func (c *core) force(s State) {
+	c.lock()
+	if c.state != s {
+		c.setState(s, unknownTime)
+	}
+	c.unlock(unknownTime)
+}
+
+func (c *core) reset() {
+	c.lock()
+	c.close(unknownTime)
+	c.unlock(unknownTime)
+}
+
+// emit queues e, which happened at now, for the listeners. It requires mu
+// held.
+func (c *core) emit(e Event, now time.Duration) {
+	if c.quiet {
+		return
+	}
+	e.Breaker, e.Time = c.name, c.at(now)
+	c.queue = append(c.queue, e)
 }
 
 // permit is a call admitted by Allow.

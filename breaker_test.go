@@ -83,10 +83,19 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg breaker.Config) *harness {
 	t.Helper()
+	return newHarnessListening(t, cfg, true)
+}
+
+// newHarnessListening makes a harness whose breaker has the recorder as a
+// listener, or no listener at all (which lets calls skip the lock).
+func newHarnessListening(t *testing.T, cfg breaker.Config, listen bool) *harness {
+	t.Helper()
 	h := &harness{clk: clock.NewMock(), rec: &recorder{}}
 	h.clk.Set(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	cfg.Clock = h.clk
-	cfg.Listeners = append(cfg.Listeners, h.rec)
+	if listen {
+		cfg.Listeners = append(cfg.Listeners, h.rec)
+	}
 	b, err := breaker.New[int]("dep", cfg)
 	require.NoError(t, err)
 	h.Breaker, h.cfg = b, cfg
@@ -371,20 +380,28 @@ func TestTripConditions(t *testing.T) {
 		{"time window minimum calls", breaker.Config{Window: breaker.TimeWindow, WindowDuration: 10 * time.Second, MinimumCalls: 3}, "F++F++F", -1},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.cfg)
-			for i := range len(tt.steps) {
-				h.do(tt.steps[i])
-				want := breaker.StateClosed
-				if tt.openAt >= 0 && i >= tt.openAt {
-					want = breaker.StateOpen
-				}
-				require.Equal(t, want, h.State(), "after step %d (%q) of %q", i, tt.steps[i], tt.steps)
-				if want == breaker.StateOpen {
-					break
-				}
-			}
-		})
+		for _, listen := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/listener=%v", tt.name, listen), func(t *testing.T) {
+				testSteps(t, newHarnessListening(t, tt.cfg, listen), tt.steps, tt.openAt)
+			})
+		}
+	}
+}
+
+// testSteps takes steps (see harness.do) and checks that the circuit opens
+// after step openAt, or never if openAt is negative.
+func testSteps(t *testing.T, h *harness, steps string, openAt int) {
+	t.Helper()
+	for i := range len(steps) {
+		h.do(steps[i])
+		want := breaker.StateClosed
+		if openAt >= 0 && i >= openAt {
+			want = breaker.StateOpen
+		}
+		require.Equal(t, want, h.State(), "after step %d (%q) of %q", i, steps[i], steps)
+		if want == breaker.StateOpen {
+			return
+		}
 	}
 }
 
@@ -569,15 +586,20 @@ func TestBackoffOffKeepsTheWaitFixed(t *testing.T) {
 }
 
 func TestBackoffSaturates(t *testing.T) {
-	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: time.Second, MaxOpenTimeout: math.MaxInt64})
+	h := newHarness(t, breaker.Config{WindowSize: 2, OpenTimeout: math.MaxInt64 / 8, MaxOpenTimeout: math.MaxInt64})
 	h.trip(t)
-	for range 70 { // doubling 70 times would overflow
+	var waits []time.Duration
+	for range 3 {
 		wait := h.Metrics().RetryAfter
 		require.Positive(t, wait)
+		waits = append(waits, wait)
 		h.clk.Add(wait)
 		h.do('F')
 	}
+	assert.Equal(t, 2*waits[0], waits[1])
+	assert.Equal(t, 2*waits[1], waits[2])
 	assert.Equal(t, breaker.StateOpen, h.State())
+	assert.Positive(t, h.Metrics().RetryAfter, "doubling the wait again would overflow: it saturates")
 }
 
 func TestJitterNeverOverflows(t *testing.T) {
@@ -1059,12 +1081,26 @@ func (c *counter) OnEvent(e breaker.Event) {
 }
 
 func TestConcurrentTotalsAreExact(t *testing.T) {
+	for _, window := range []breaker.WindowType{breaker.CountWindow, breaker.TimeWindow} {
+		for _, listen := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%v/listener=%v", window, listen), func(t *testing.T) {
+				testConcurrentTotals(t, window, listen)
+			})
+		}
+	}
+}
+
+func testConcurrentTotals(t *testing.T, window breaker.WindowType, listen bool) {
 	const goroutines, calls = 256, 200
+	cfg := breaker.Config{
+		Window: window, WindowSize: breaker.MaxWindowSize, WindowDuration: time.Hour,
+		FailureRateThreshold: 1, Clock: clock.NewMock(),
+	}
 	cnt := &counter{}
-	b, err := breaker.New[int]("dep", breaker.Config{
-		Window: breaker.TimeWindow, WindowDuration: time.Hour, FailureRateThreshold: 1,
-		Clock: clock.NewMock(), Listeners: []breaker.Listener{cnt},
-	})
+	if listen {
+		cfg.Listeners = []breaker.Listener{cnt}
+	}
+	b, err := breaker.New[int]("dep", cfg)
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -1091,8 +1127,10 @@ func TestConcurrentTotalsAreExact(t *testing.T) {
 	assert.Equal(t, breaker.StateClosed, m.State)
 	assert.Equal(t, goroutines*calls, m.Calls)
 	assert.Equal(t, goroutines*calls/4, m.Failures)
-	assert.Equal(t, goroutines*calls*3/4, cnt.kinds[breaker.EventSuccess])
-	assert.Equal(t, goroutines*calls/4, cnt.kinds[breaker.EventFailure])
+	if listen {
+		assert.Equal(t, goroutines*calls*3/4, cnt.kinds[breaker.EventSuccess])
+		assert.Equal(t, goroutines*calls/4, cnt.kinds[breaker.EventFailure])
+	}
 }
 
 func TestConcurrentHalfOpenAdmitsAtMostMaxCalls(t *testing.T) {
@@ -1151,19 +1189,30 @@ func TestConcurrentHalfOpenAdmitsAtMostMaxCalls(t *testing.T) {
 }
 
 // TestConcurrentChurn mixes calls, trips, manual controls and clock moves,
-// and checks that every call yields exactly one event and that state
-// changes reach the listener as one unbroken chain.
+// and checks that every call yields exactly one event, that state changes
+// reach the listener as one unbroken chain, and that every refusal a
+// caller saw is counted.
 func TestConcurrentChurn(t *testing.T) {
+	for _, listen := range []bool{true, false} {
+		t.Run(fmt.Sprintf("listener=%v", listen), func(t *testing.T) { testChurn(t, listen) })
+	}
+}
+
+func testChurn(t *testing.T, listen bool) {
 	clk := clock.NewMock()
 	cnt := &counter{}
-	b, err := breaker.New[int]("dep", breaker.Config{
+	cfg := breaker.Config{
 		WindowSize: 20, MinimumCalls: 5, HalfOpenMaxCalls: 3, OpenTimeout: time.Second,
 		MaxOpenTimeout: 4 * time.Second, SlowCallDuration: time.Millisecond, Clock: clk,
-		Listeners: []breaker.Listener{cnt},
-	})
+	}
+	if listen {
+		cfg.Listeners = []breaker.Listener{cnt}
+	}
+	b, err := breaker.New[int]("dep", cfg)
 	require.NoError(t, err)
 
 	const goroutines, calls = 64, 300
+	var refused atomic.Uint64
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Add(1)
@@ -1171,7 +1220,10 @@ func TestConcurrentChurn(t *testing.T) {
 			defer wg.Done()
 			for i := range calls {
 				err := []error{nil, nil, errBoom, context.Canceled}[(g*7+i)%4]
-				b.Execute(context.Background(), func(context.Context) (int, error) { return 0, err })
+				_, got := b.Execute(context.Background(), func(context.Context) (int, error) { return 0, err })
+				if errors.Is(got, breaker.ErrOpen) || errors.Is(got, breaker.ErrTooManyCalls) {
+					refused.Add(1)
+				}
 				if i%50 == 0 {
 					b.Metrics()
 				}
@@ -1196,7 +1248,12 @@ func TestConcurrentChurn(t *testing.T) {
 	}()
 	wg.Wait()
 
-	state, rejected := b.State(), b.Metrics().Rejected
+	state, m := b.State(), b.Metrics()
+	assert.Equal(t, refused.Load(), m.Rejected)
+	assert.Positive(t, m.Rejected)
+	if !listen {
+		return
+	}
 	cnt.mu.Lock()
 	defer cnt.mu.Unlock()
 	total := cnt.kinds[breaker.EventSuccess] + cnt.kinds[breaker.EventFailure] + cnt.kinds[breaker.EventIgnored] + cnt.kinds[breaker.EventRejected]
@@ -1204,7 +1261,7 @@ func TestConcurrentChurn(t *testing.T) {
 	assert.Empty(t, cnt.broken, "state changes must arrive in order")
 	assert.Positive(t, cnt.kinds[breaker.EventStateChange])
 	assert.Equal(t, state, cnt.state, "the last state change seen is the current state")
-	assert.Equal(t, uint64(cnt.kinds[breaker.EventRejected]), rejected)
+	assert.Equal(t, uint64(cnt.kinds[breaker.EventRejected]), m.Rejected)
 }
 
 var sink int

@@ -31,6 +31,8 @@ type RejectedError struct {
 	// RetryAt is when the open circuit admits its next trial call. It is zero
 	// where no such time is known: forced open and half-open.
 	RetryAt time.Time
+
+	until int64 // RetryAt on the breaker's own clock
 }
 
 func (e *RejectedError) Error() string {

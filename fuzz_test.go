@@ -30,15 +30,32 @@ func FuzzBreaker(f *testing.F) {
 			return
 		}
 		cfg := fuzzConfig(data[:5])
-		clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		m := newModel(cfg, start)
+		// Two breakers take every step: one with a listener, whose events
+		// are checked, and one without, which takes the lock-free paths.
 		rec := &recorder{}
-		cfg.Clock, cfg.Listeners = clk, []breaker.Listener{rec}
-		b, err := breaker.New[int]("fuzz", cfg)
-		require.NoError(t, err)
-		m := newModel(cfg, clk.now)
+		var twins [2]*twin
+		for i := range twins {
+			tw := &twin{clk: &fakeClock{now: start}}
+			c := cfg
+			c.Clock = tw.clk
+			if i == 0 {
+				c.Listeners = []breaker.Listener{rec}
+			}
+			var err error
+			tw.b, err = breaker.New[int]("fuzz", c)
+			require.NoError(t, err)
+			twins[i] = tw
+		}
+		now := func() time.Time { return twins[0].clk.now }
+		advance := func(d time.Duration) {
+			for _, tw := range twins {
+				tw.clk.now = tw.clk.now.Add(d)
+			}
+		}
 
 		type pending struct {
-			done  func(error)
 			gen   int
 			start time.Time
 		}
@@ -47,24 +64,26 @@ func FuzzBreaker(f *testing.F) {
 			if i < 0 || i >= len(open) {
 				return
 			}
-			p := open[i]
+			for _, tw := range twins {
+				tw.finish(i, err)
+			}
+			m.complete(open[i].gen, open[i].start, now(), err)
 			open = slices.Delete(open, i, i+1)
-			p.done(err)
-			m.complete(p.gen, p.start, clk.now, err)
 		}
 		call := func(d time.Duration, err error) {
-			gen, want := m.admit(clk.now)
-			start := clk.now
-			_, got := b.Execute(context.Background(), func(context.Context) (int, error) {
-				clk.now = clk.now.Add(d)
-				return 0, err
-			})
-			if want != nil {
-				require.ErrorIs(t, got, want)
-				return
+			gen, want := m.admit(now())
+			start := now()
+			for _, tw := range twins {
+				got := tw.call(d, err)
+				if want != nil {
+					require.ErrorIs(t, got, want)
+				} else {
+					require.ErrorIs(t, got, err)
+				}
 			}
-			require.ErrorIs(t, got, err)
-			m.complete(gen, start, clk.now, err)
+			if want == nil {
+				m.complete(gen, start, now(), err)
+			}
 		}
 
 		for i, op := range data[5:] {
@@ -81,38 +100,84 @@ func FuzzBreaker(f *testing.F) {
 			case 6:
 				call(0, context.Canceled)
 			case 7:
-				clk.now = clk.now.Add(arg)
+				advance(arg)
 			case 8:
-				clk.now = clk.now.Add(7 * arg)
+				advance(7 * arg)
 			case 9:
-				gen, want := m.admit(clk.now)
-				done, err := b.Allow()
-				if want != nil {
-					require.ErrorIs(t, err, want)
-				} else {
-					require.NoError(t, err)
-					open = append(open, pending{done, gen, clk.now})
+				gen, want := m.admit(now())
+				for _, tw := range twins {
+					err := tw.allow()
+					if want != nil {
+						require.ErrorIs(t, err, want)
+					} else {
+						require.NoError(t, err)
+					}
+				}
+				if want == nil {
+					open = append(open, pending{gen, now()})
 				}
 			case 10:
 				finish(0, nil)
 			case 11:
 				finish(len(open)-1, errBoom)
 			case 12:
-				b.ForceOpen()
-				m.force(breaker.StateForcedOpen, clk.now)
+				for _, tw := range twins {
+					tw.b.ForceOpen()
+				}
+				m.force(breaker.StateForcedOpen, now())
 			case 13:
-				b.Disable()
-				m.force(breaker.StateDisabled, clk.now)
+				for _, tw := range twins {
+					tw.b.Disable()
+				}
+				m.force(breaker.StateDisabled, now())
 			case 14:
-				b.Reset()
-				m.reset(clk.now)
+				for _, tw := range twins {
+					tw.b.Reset()
+				}
+				m.reset(now())
 			case 15:
 				finish(0, context.Canceled)
 			}
-			require.Equal(t, m.metrics(clk.now), b.Metrics(), "step %d (op %#02x)", i, op)
+			want := m.metrics(now())
+			for j, tw := range twins {
+				require.Equal(t, want, tw.b.Metrics(), "step %d (op %#02x), breaker %d", i, op, j)
+			}
 			require.Equal(t, m.transitions, rec.transitions(), "step %d (op %#02x)", i, op)
 		}
 	})
+}
+
+// twin is one of the breakers FuzzBreaker drives, with its own clock and
+// its own calls in flight.
+type twin struct {
+	b     *breaker.Breaker[int]
+	clk   *fakeClock
+	dones []func(error)
+}
+
+// call makes a call that lasts d by the twin's clock and returns err.
+func (tw *twin) call(d time.Duration, err error) error {
+	_, got := tw.b.Execute(context.Background(), func(context.Context) (int, error) {
+		tw.clk.now = tw.clk.now.Add(d)
+		return 0, err
+	})
+	return got
+}
+
+// allow starts a call with Allow, keeping its done if admitted.
+func (tw *twin) allow() error {
+	done, err := tw.b.Allow()
+	if err == nil {
+		tw.dones = append(tw.dones, done)
+	}
+	return err
+}
+
+// finish ends the i-th call in flight with err.
+func (tw *twin) finish(i int, err error) {
+	done := tw.dones[i]
+	tw.dones = slices.Delete(tw.dones, i, i+1)
+	done(err)
 }
 
 // fuzzConfig decodes five bytes into a valid Config with small numbers, so

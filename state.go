@@ -48,15 +48,13 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // the generation.
 const stateBits = 8
 
-// The methods below move the state machine. Each requires c.mu held. A zero
-// now means the caller has not read the clock yet.
+// The methods below move the state machine. Each requires c.mu held. A now
+// of unknownTime means the caller has not read the clock.
 
 // setState enters s at now and starts a new generation, so that outcomes of
 // calls admitted before do not count in s.
-func (c *core) setState(s State, now time.Time) {
-	if now.IsZero() {
-		now = c.now()
-	}
+func (c *core) setState(s State, now time.Duration) {
+	now = c.known(now)
 	from := c.state
 	c.state = s
 	c.gen++
@@ -64,25 +62,24 @@ func (c *core) setState(s State, now time.Time) {
 	c.trials, c.trialSuccesses = 0, 0
 	if from != s {
 		c.since = now
-		c.emit(Event{Kind: EventStateChange, From: from, To: s, Time: now})
+		c.emit(Event{Kind: EventStateChange, From: from, To: s}, now)
 	}
 }
 
 // tick makes the open-to-half-open move once the open wait is over.
-func (c *core) tick(now time.Time) {
-	if c.state == StateOpen && !now.Before(c.openUntil) {
+func (c *core) tick(now time.Duration) {
+	if c.state == StateOpen && int64(now) >= c.openUntil.Load() {
 		c.setState(StateHalfOpen, now)
 	}
 }
 
-// trip opens the circuit for the current open wait.
-func (c *core) trip(now time.Time) {
-	if now.IsZero() {
-		now = c.now()
-	}
-	c.openUntil = now.Add(c.openWait())
+// trip opens the circuit for the current open wait. The wait is in place
+// before the state, for calls that read them without mu.
+func (c *core) trip(now time.Duration) {
+	now = c.known(now)
+	until := now + min(c.openWait(), math.MaxInt64-max(now, 0))
+	c.openUntil.Store(int64(until))
 	c.opens++
-	c.rejectOpen = &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.openUntil}
 	c.setState(StateOpen, now)
 }
 
@@ -110,7 +107,7 @@ func (c *core) openWait() time.Duration {
 }
 
 // close enters closed with a fresh window, forgetting the back-off.
-func (c *core) close(now time.Time) {
+func (c *core) close(now time.Duration) {
 	c.win.reset()
 	c.consecutive = 0
 	c.reopens = 0
@@ -119,7 +116,7 @@ func (c *core) close(now time.Time) {
 
 // recordResult applies the outcome of a call admitted in the current
 // generation.
-func (c *core) recordResult(kind EventKind, isSlow bool, now time.Time) {
+func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 	switch c.state {
 	case StateClosed, StateDisabled:
 		if kind == EventIgnored {
@@ -158,9 +155,12 @@ func (c *core) shouldTrip(n counts) bool {
 	if k := c.cfg.ConsecutiveFailures; k > 0 && c.consecutive >= k {
 		return true
 	}
-	if n.calls < c.cfg.MinimumCalls {
-		return false
-	}
+	return n.calls >= c.cfg.MinimumCalls && c.ratesTrip(n)
+}
+
+// ratesTrip reports whether the failure or slow-call rate of n is at its
+// threshold.
+func (c *core) ratesTrip(n counts) bool {
 	return rate(n.failures, n.calls) >= c.cfg.FailureRateThreshold ||
 		c.slowOn && rate(n.slow, n.calls) >= c.cfg.SlowCallRateThreshold
 }

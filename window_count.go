@@ -22,12 +22,16 @@ func (c *counts) add(o outcome, sign int) {
 }
 
 // window is where a breaker records outcomes. Implementations are not safe
-// for concurrent use and know nothing of states; a count window ignores now.
+// for concurrent use and know nothing of states. Times are durations since
+// the breaker's creation; a count window ignores them.
 type window interface {
 	// record adds an outcome at now and returns the totals after it.
-	record(now time.Time, o outcome) counts
+	record(now time.Duration, o outcome) counts
+	// addSuccesses adds n calls that neither failed nor ran slow, at a time
+	// no later than the last record or totals.
+	addSuccesses(at time.Duration, n int)
 	// totals returns the totals at now, dropping what has expired.
-	totals(now time.Time) counts
+	totals(now time.Duration) counts
 	// reset empties the window.
 	reset()
 }
@@ -43,7 +47,7 @@ func newCountWindow(size int) *countWindow {
 	return &countWindow{ring: make([]outcome, size)}
 }
 
-func (w *countWindow) record(_ time.Time, o outcome) counts {
+func (w *countWindow) record(_ time.Duration, o outcome) counts {
 	if w.tot.calls == len(w.ring) {
 		w.tot.add(w.ring[w.next], -1)
 	}
@@ -55,7 +59,19 @@ func (w *countWindow) record(_ time.Time, o outcome) counts {
 	return w.tot
 }
 
-func (w *countWindow) totals(time.Time) counts { return w.tot }
+func (w *countWindow) addSuccesses(_ time.Duration, n int) {
+	if n < len(w.ring) {
+		for range n {
+			w.record(0, 0)
+		}
+		return
+	}
+	clear(w.ring)
+	w.tot = counts{calls: len(w.ring)}
+	w.next = (w.next + n) % len(w.ring)
+}
+
+func (w *countWindow) totals(time.Duration) counts { return w.tot }
 
 func (w *countWindow) reset() {
 	w.next, w.tot = 0, counts{}

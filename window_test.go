@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -9,13 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Unix(1_700_000_000, 0)
-
-func at(d time.Duration) time.Time { return t0.Add(d) }
-
 func TestCountWindowKeepsLastN(t *testing.T) {
 	w := newCountWindow(3)
-	assert.Equal(t, counts{}, w.totals(t0))
+	assert.Equal(t, counts{}, w.totals(0))
 
 	steps := []struct {
 		o    outcome
@@ -30,20 +27,20 @@ func TestCountWindowKeepsLastN(t *testing.T) {
 		{0, counts{3, 0, 0}}, // evicts the slow failure
 	}
 	for i, s := range steps {
-		assert.Equal(t, s.want, w.record(t0, s.o), "step %d", i)
-		assert.Equal(t, s.want, w.totals(t0), "step %d", i)
+		assert.Equal(t, s.want, w.record(0, s.o), "step %d", i)
+		assert.Equal(t, s.want, w.totals(0), "step %d", i)
 	}
 
 	w.reset()
-	assert.Equal(t, counts{}, w.totals(t0))
-	assert.Equal(t, counts{1, 1, 0}, w.record(t0, failed), "the ring starts over after reset")
+	assert.Equal(t, counts{}, w.totals(0))
+	assert.Equal(t, counts{1, 1, 0}, w.record(0, failed), "the ring starts over after reset")
 }
 
 func TestCountWindowOfOne(t *testing.T) {
 	w := newCountWindow(1)
-	assert.Equal(t, counts{1, 1, 0}, w.record(t0, failed))
-	assert.Equal(t, counts{1, 0, 1}, w.record(t0, slow))
-	assert.Equal(t, counts{1, 0, 0}, w.record(t0, 0))
+	assert.Equal(t, counts{1, 1, 0}, w.record(0, failed))
+	assert.Equal(t, counts{1, 0, 1}, w.record(0, slow))
+	assert.Equal(t, counts{1, 0, 0}, w.record(0, 0))
 }
 
 func TestTimeWindowBucketEdges(t *testing.T) {
@@ -68,54 +65,54 @@ func TestTimeWindowBucketEdges(t *testing.T) {
 			require.GreaterOrEqual(t, tt.lastLive-tt.recordAt, tt.span-1, "the outcome must count while younger than span")
 			require.LessOrEqual(t, tt.gone-tt.recordAt, tt.span+tt.width, "the outcome must go within one bucket after span")
 
-			w := newTimeWindow(t0, tt.span, tt.width)
-			w.record(at(tt.recordAt), failed)
-			assert.Equal(t, counts{1, 1, 0}, w.totals(at(tt.lastLive)))
-			assert.Equal(t, counts{}, w.totals(at(tt.gone)))
+			w := newTimeWindow(tt.span, tt.width)
+			w.record(tt.recordAt, failed)
+			assert.Equal(t, counts{1, 1, 0}, w.totals(tt.lastLive))
+			assert.Equal(t, counts{}, w.totals(tt.gone))
 		})
 	}
 }
 
 func TestTimeWindowSlidesBucketByBucket(t *testing.T) {
-	w := newTimeWindow(t0, 4*time.Second, time.Second)
+	w := newTimeWindow(4*time.Second, time.Second)
 	for s := range 6 {
-		w.record(at(time.Duration(s)*time.Second), failed)
+		w.record(time.Duration(s)*time.Second, failed)
 	}
 	// At 5s, buckets 1..5 are live (bucket 1 ends at 2s > 1s).
-	assert.Equal(t, counts{5, 5, 0}, w.totals(at(5*time.Second)))
-	assert.Equal(t, counts{4, 4, 0}, w.totals(at(6*time.Second)))
-	assert.Equal(t, counts{1, 1, 0}, w.totals(at(9*time.Second)))
-	assert.Equal(t, counts{}, w.totals(at(10*time.Second)))
+	assert.Equal(t, counts{5, 5, 0}, w.totals(5*time.Second))
+	assert.Equal(t, counts{4, 4, 0}, w.totals(6*time.Second))
+	assert.Equal(t, counts{1, 1, 0}, w.totals(9*time.Second))
+	assert.Equal(t, counts{}, w.totals(10*time.Second))
 }
 
 func TestTimeWindowLongGapClearsEverything(t *testing.T) {
-	w := newTimeWindow(t0, 10*time.Second, time.Second)
+	w := newTimeWindow(10*time.Second, time.Second)
 	for i := range 10 {
-		w.record(at(time.Duration(i)*time.Second), slow)
+		w.record(time.Duration(i)*time.Second, slow)
 	}
-	require.Equal(t, 10, w.totals(at(9*time.Second)).calls)
-	assert.Equal(t, counts{1, 0, 0}, w.record(at(time.Hour), 0))
-	assert.Equal(t, counts{1, 0, 0}, w.totals(at(time.Hour+9*time.Second)))
+	require.Equal(t, 10, w.totals(9*time.Second).calls)
+	assert.Equal(t, counts{1, 0, 0}, w.record(time.Hour, 0))
+	assert.Equal(t, counts{1, 0, 0}, w.totals(time.Hour+9*time.Second))
 }
 
 func TestTimeWindowClockSteppingBack(t *testing.T) {
-	w := newTimeWindow(t0, 10*time.Second, time.Second)
-	w.record(at(30*time.Second), failed)
+	w := newTimeWindow(10*time.Second, time.Second)
+	w.record(30*time.Second, failed)
 	// Earlier than the window's oldest live bucket: lands in that bucket.
-	assert.Equal(t, counts{2, 1, 0}, w.record(at(5*time.Second), 0))
+	assert.Equal(t, counts{2, 1, 0}, w.record(5*time.Second, 0))
 	// Earlier than the window's creation.
-	assert.Equal(t, counts{3, 1, 1}, w.record(t0.Add(-time.Hour), slow))
+	assert.Equal(t, counts{3, 1, 1}, w.record(-time.Hour, slow))
 	// The stepped-back outcomes expire with the oldest live bucket (20s).
-	assert.Equal(t, counts{1, 1, 0}, w.totals(at(31*time.Second)))
-	assert.Equal(t, counts{}, w.totals(at(41*time.Second)))
+	assert.Equal(t, counts{1, 1, 0}, w.totals(31*time.Second))
+	assert.Equal(t, counts{}, w.totals(41*time.Second))
 }
 
 func TestTimeWindowReset(t *testing.T) {
-	w := newTimeWindow(t0, 10*time.Second, time.Second)
-	w.record(at(time.Second), failed)
+	w := newTimeWindow(10*time.Second, time.Second)
+	w.record(time.Second, failed)
 	w.reset()
-	assert.Equal(t, counts{}, w.totals(at(time.Second)))
-	assert.Equal(t, counts{1, 0, 0}, w.record(at(2*time.Second), 0))
+	assert.Equal(t, counts{}, w.totals(time.Second))
+	assert.Equal(t, counts{1, 0, 0}, w.record(2*time.Second, 0))
 }
 
 // TestTimeWindowAgainstList compares the window with a plain list of
@@ -129,7 +126,7 @@ func TestTimeWindowAgainstList(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		span := time.Duration(1+rng.IntN(20)) * time.Second
 		width := min(span, span/time.Duration(1+rng.IntN(40))+time.Duration(rng.IntN(1000)))
-		w := newTimeWindow(t0, span, width)
+		w := newTimeWindow(span, width)
 		var list []rec
 		now := time.Duration(0)
 		for step := range 400 {
@@ -139,7 +136,7 @@ func TestTimeWindowAgainstList(t *testing.T) {
 			}
 			o := outcome(rng.IntN(4))
 			list = append(list, rec{now, o})
-			w.record(at(now), o)
+			w.record(now, o)
 
 			var want counts
 			for _, r := range list {
@@ -148,9 +145,74 @@ func TestTimeWindowAgainstList(t *testing.T) {
 					want.add(r.o, 1)
 				}
 			}
-			require.Equal(t, want, w.totals(at(now)), "seed %d step %d span %v width %v", seed, step, span, width)
+			require.Equal(t, want, w.totals(now), "seed %d step %d span %v width %v", seed, step, span, width)
 		}
 	}
+}
+
+func TestCountWindowAddSuccesses(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int
+		want  counts
+		after counts // totals after one more failure
+	}{
+		{"fewer than the window", 2, counts{3, 0, 1}, counts{3, 1, 0}},
+		{"as many as the window", 3, counts{3, 0, 0}, counts{3, 1, 0}},
+		{"more than the window", 7, counts{3, 0, 0}, counts{3, 1, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newCountWindow(3)
+			w.record(0, failed)
+			w.record(0, slow)
+			w.addSuccesses(0, tt.n)
+			assert.Equal(t, tt.want, w.totals(0))
+			assert.Equal(t, tt.after, w.record(0, failed))
+		})
+	}
+
+	t.Run("keeps the ring's order", func(t *testing.T) {
+		// The same steps one by one and in bulk must leave the same ring.
+		a, b := newCountWindow(5), newCountWindow(5)
+		for _, w := range []*countWindow{a, b} {
+			w.record(0, failed)
+			w.record(0, slow)
+		}
+		for range 11 {
+			a.record(0, 0)
+		}
+		b.addSuccesses(0, 11)
+		assert.Equal(t, a, b)
+	})
+}
+
+func TestTimeWindowAddSuccesses(t *testing.T) {
+	w := newTimeWindow(10*time.Second, time.Second)
+	w.record(3*time.Second, failed)
+	w.addSuccesses(4*time.Second, 5)
+	assert.Equal(t, counts{6, 1, 0}, w.totals(13*time.Second+time.Millisecond))
+	assert.Equal(t, counts{5, 0, 0}, w.totals(14*time.Second), "the failure's bucket is gone")
+	assert.Equal(t, counts{}, w.totals(15*time.Second), "the successes went to the bucket of their time")
+}
+
+func TestTimeWindowSteadyUntil(t *testing.T) {
+	w := newTimeWindow(10*time.Second, 2*time.Second)
+	assert.Equal(t, 2*time.Second, w.steadyUntil(0), "the end of the first bucket")
+	w.record(time.Second, failed)
+	assert.Equal(t, 12*time.Second, w.steadyUntil(11*time.Second), "the end of bucket 5, when bucket 0 also expires")
+	w.totals(12 * time.Second)
+	assert.Equal(t, 14*time.Second, w.steadyUntil(13*time.Second))
+
+	odd := newTimeWindow(10*time.Second, 3*time.Second)
+	odd.totals(20 * time.Second)
+	// Bucket 6 ends at 21s; bucket 3, the oldest live one, expires at 22s.
+	assert.Equal(t, 21*time.Second, odd.steadyUntil(20*time.Second))
+	odd.totals(21 * time.Second)
+	assert.Equal(t, 22*time.Second, odd.steadyUntil(21*time.Second))
+
+	huge := newTimeWindow(math.MaxInt64, math.MaxInt64/4)
+	assert.Positive(t, huge.steadyUntil(math.MaxInt64-1), "no overflow")
 }
 
 func TestFloorDiv(t *testing.T) {
@@ -166,16 +228,16 @@ func BenchmarkCountWindowRecord(b *testing.B) {
 	w := newCountWindow(DefaultWindowSize)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		w.record(t0, outcome(i&3))
+		w.record(0, outcome(i&3))
 	}
 }
 
 func BenchmarkTimeWindowRecord(b *testing.B) {
-	w := newTimeWindow(t0, DefaultWindowDuration, DefaultWindowDuration/DefaultBuckets)
+	w := newTimeWindow(DefaultWindowDuration, DefaultWindowDuration/DefaultBuckets)
 	b.ReportAllocs()
-	now := t0
+	now := time.Duration(0)
 	for i := 0; b.Loop(); i++ {
-		now = now.Add(time.Millisecond)
+		now += time.Millisecond
 		w.record(now, outcome(i&3))
 	}
 }

@@ -1,16 +1,17 @@
 package breaker
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // timeWindow keeps the outcomes of the last span, in buckets of width
-// width. Bucket k holds the outcomes recorded in [base+k*width,
-// base+(k+1)*width) and stays live while its end is after now-span. So an
-// outcome counts while it is younger than span and is dropped no later than
-// one bucket after that. Memory is fixed by span/width, whatever the call
-// rate, and each call costs O(1) amortized (O(buckets) at worst, after a
-// long quiet spell).
+// width. Bucket k holds the outcomes recorded in [k*width, (k+1)*width) and
+// stays live while its end is after now-span. So an outcome counts while it
+// is younger than span and is dropped no later than one bucket after that.
+// Memory is fixed by span/width, whatever the call rate, and each call
+// costs O(1) amortized (O(buckets) at worst, after a long quiet spell).
 type timeWindow struct {
-	base  time.Time
 	span  time.Duration
 	width time.Duration
 	ring  []counts // bucket k lives in ring[k mod len(ring)]
@@ -18,24 +19,25 @@ type timeWindow struct {
 	tot   counts
 }
 
-func newTimeWindow(now time.Time, span, width time.Duration) *timeWindow {
+func newTimeWindow(span, width time.Duration) *timeWindow {
 	// A bucket lives until span has passed since its end, so span/width
 	// buckets plus the one being filled are live at once.
 	n := int64(ceilDiv(span, width)) + 1
-	w := &timeWindow{base: now, span: span, width: width, ring: make([]counts, n)}
+	w := &timeWindow{span: span, width: width, ring: make([]counts, n)}
 	w.tail = w.oldest(0)
 	return w
 }
 
-// elapsed is the time from base to now, never negative.
-func (w *timeWindow) elapsed(now time.Time) time.Duration {
-	return max(now.Sub(w.base), 0)
+// oldest is the oldest bucket live at now: the first k whose end
+// (k+1)*width is after now-span.
+func (w *timeWindow) oldest(now time.Duration) int64 {
+	return floorDiv(int64(now-w.span), int64(w.width))
 }
 
-// oldest is the oldest bucket live at elapsed time d: the first k whose end
-// (k+1)*width is after d-span.
-func (w *timeWindow) oldest(d time.Duration) int64 {
-	return floorDiv(int64(d-w.span), int64(w.width))
+// bucket is the bucket an outcome at now goes to: a clock that stepped
+// back lands in the oldest live bucket.
+func (w *timeWindow) bucket(now time.Duration) int64 {
+	return max(int64(max(now, 0)/w.width), w.tail)
 }
 
 func (w *timeWindow) slot(k int64) *counts {
@@ -46,9 +48,9 @@ func (w *timeWindow) slot(k int64) *counts {
 	return &w.ring[i]
 }
 
-// expire drops the buckets that are dead at elapsed time d.
-func (w *timeWindow) expire(d time.Duration) {
-	lo := w.oldest(d)
+// expire drops the buckets that are dead at now.
+func (w *timeWindow) expire(now time.Duration) {
+	lo := w.oldest(max(now, 0))
 	if lo <= w.tail {
 		return
 	}
@@ -67,24 +69,42 @@ func (w *timeWindow) expire(d time.Duration) {
 	w.tail = lo
 }
 
-func (w *timeWindow) record(now time.Time, o outcome) counts {
-	d := w.elapsed(now)
-	w.expire(d)
-	// A clock that stepped back lands in the oldest live bucket.
-	k := max(int64(d/w.width), w.tail)
-	w.slot(k).add(o, 1)
+func (w *timeWindow) record(now time.Duration, o outcome) counts {
+	w.expire(now)
+	w.slot(w.bucket(now)).add(o, 1)
 	w.tot.add(o, 1)
 	return w.tot
 }
 
-func (w *timeWindow) totals(now time.Time) counts {
-	w.expire(w.elapsed(now))
+func (w *timeWindow) addSuccesses(at time.Duration, n int) {
+	w.expire(at)
+	w.slot(w.bucket(at)).calls += n
+	w.tot.calls += n
+}
+
+func (w *timeWindow) totals(now time.Duration) counts {
+	w.expire(now)
 	return w.tot
 }
 
 func (w *timeWindow) reset() {
 	clear(w.ring)
 	w.tot = counts{}
+}
+
+// steadyUntil is when the totals at now next change by themselves: the end
+// of now's bucket, or the expiry of the oldest bucket if sooner.
+func (w *timeWindow) steadyUntil(now time.Duration) time.Duration {
+	w.expire(now)
+	end := (w.bucket(now) + 1) * int64(w.width)
+	expiry := (w.tail+1)*int64(w.width) + int64(w.span)
+	if expiry < end && expiry >= 0 { // a negative expiry overflowed
+		end = expiry
+	}
+	if end < 0 {
+		return math.MaxInt64
+	}
+	return time.Duration(end)
 }
 
 // floorDiv is a/b rounded toward negative infinity, for b > 0.
