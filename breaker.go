@@ -175,8 +175,10 @@ type core struct {
 	opens          uint64
 	trials         int // trial calls admitted in this half-open period
 	trialSuccesses int
-	queue, spare   []Event // events waiting for delivery; spare is the other buffer
-	delivering     bool    // a goroutine is delivering the queue
+	history        [historyLen]change // the latest state changes, a ring
+	changes        int                // state changes since New
+	queue, spare   []Event            // events waiting for delivery; spare is the other buffer
+	delivering     bool               // a goroutine is delivering the queue
 }
 
 // stripe holds counters that calls update without mu; each call picks one
@@ -528,6 +530,13 @@ func (c *core) metrics() Metrics {
 	now := c.elapsed()
 	c.lock()
 	c.tick(now)
+	m := c.snapshot(now)
+	c.unlock(now)
+	return m
+}
+
+// snapshot returns the Metrics at now. It requires mu held.
+func (c *core) snapshot(now time.Duration) Metrics {
 	n := c.win.totals(now)
 	m := Metrics{
 		State:               c.state,
@@ -549,7 +558,6 @@ func (c *core) metrics() Metrics {
 	case StateOpen:
 		m.RetryAfter = time.Duration(c.openUntil.Load()) - now
 	}
-	c.unlock(now)
 	return m
 }
 

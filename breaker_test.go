@@ -186,6 +186,13 @@ func TestStateString(t *testing.T) {
 		text, err := tt.s.MarshalText()
 		require.NoError(t, err)
 		assert.Equal(t, tt.want, string(text))
+		var back breaker.State
+		if tt.s <= breaker.StateDisabled {
+			require.NoError(t, back.UnmarshalText(text))
+			assert.Equal(t, tt.s, back)
+		} else {
+			assert.EqualError(t, back.UnmarshalText(text), `breaker: unknown state "State(9)"`)
+		}
 	}
 }
 

@@ -20,6 +20,10 @@ var (
 
 	// ErrInvalidConfig matches every *ConfigError returned by New.
 	ErrInvalidConfig = errors.New("breaker: invalid config")
+
+	// ErrWrongType matches the error of Get when the registry holds the
+	// name with another result type.
+	ErrWrongType = errors.New("breaker: registry holds the breaker with another result type")
 )
 
 // RejectedError is the error returned for a refused call. It names the

@@ -44,6 +44,17 @@ func (s State) String() string {
 // MarshalText encodes s as its String, so that JSON shows "half-open".
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText decodes a state's name, as MarshalText writes it.
+func (s *State) UnmarshalText(text []byte) error {
+	for st := StateClosed; st <= StateDisabled; st++ {
+		if st.String() == string(text) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("breaker: unknown state %q", text)
+}
+
 // stateBits is how many low bits of core.word hold the state; the rest hold
 // the generation.
 const stateBits = 8
@@ -62,8 +73,37 @@ func (c *core) setState(s State, now time.Duration) {
 	c.trials, c.trialSuccesses = 0, 0
 	if from != s {
 		c.since = now
+		c.history[c.changes%historyLen] = change{from, s, now}
+		c.changes++
 		c.emit(Event{Kind: EventStateChange, From: from, To: s}, now)
 	}
+}
+
+// historyLen is how many state changes a breaker remembers.
+const historyLen = 16
+
+// Transition is a state change.
+type Transition struct {
+	From, To State
+	Time     time.Time
+}
+
+// change is a Transition as the breaker keeps it, timed by its own clock.
+type change struct {
+	from, to State
+	at       time.Duration
+}
+
+// transitions returns the remembered state changes, oldest first. It
+// requires c.mu held.
+func (c *core) transitions() []Transition {
+	n := min(c.changes, historyLen)
+	out := make([]Transition, 0, n)
+	for i := c.changes - n; i < c.changes; i++ {
+		h := c.history[i%historyLen]
+		out = append(out, Transition{From: h.from, To: h.to, Time: c.at(h.at)})
+	}
+	return out
 }
 
 // tick makes the open-to-half-open move once the open wait is over.
