@@ -1,0 +1,103 @@
+package breakerhttp
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/seed18491788/breaker"
+)
+
+// StatusError is the error a breaker records for an HTTP response that
+// counts as a failure, such as a 503. A breaker's IsFailure or IsIgnored
+// can match it with errors.As.
+type StatusError struct {
+	Code int
+}
+
+func (e *StatusError) Error() string {
+	return "breakerhttp: status " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+}
+
+// TransportOption configures Transport.
+type TransportOption func(*transport)
+
+// WithRegistry takes the breakers from r, so that they can be configured,
+// watched (Handler) and shared. By default the transport has a registry of
+// its own with breaker.Config{}.
+func WithRegistry(r *breaker.Registry) TransportOption {
+	return func(t *transport) { t.reg = r }
+}
+
+// WithKey names the breaker a request goes through. By default it is the
+// request's host (req.URL.Host, with its port if any).
+func WithKey(key func(*http.Request) string) TransportOption {
+	return func(t *transport) { t.key = key }
+}
+
+// WithFailure decides which round trips are failures. By default they are
+// the ones that return an error and those answered with a 5xx status.
+func WithFailure(isFailure func(*http.Response, error) bool) TransportOption {
+	return func(t *transport) { t.isFailure = isFailure }
+}
+
+// Transport returns an http.RoundTripper that sends each request through
+// next (http.DefaultTransport if nil) guarded by a breaker. A refused
+// request gets the breaker's error, which matches breaker.ErrOpen or
+// breaker.ErrTooManyCalls, without touching the network. The outcome is
+// recorded when the response headers arrive: the body is passed on as it
+// is, for the caller to read and close.
+func Transport(next http.RoundTripper, opts ...TransportOption) http.RoundTripper {
+	t := &transport{next: next, key: hostKey, isFailure: defaultFailure}
+	for _, o := range opts {
+		o(t)
+	}
+	if t.next == nil {
+		t.next = http.DefaultTransport
+	}
+	if t.reg == nil {
+		t.reg, _ = breaker.NewRegistry(breaker.Config{}) // the zero Config is valid
+	}
+	return t
+}
+
+type transport struct {
+	next      http.RoundTripper
+	reg       *breaker.Registry
+	key       func(*http.Request) string
+	isFailure func(*http.Response, error) bool
+}
+
+func hostKey(r *http.Request) string { return r.URL.Host }
+
+func defaultFailure(resp *http.Response, err error) bool {
+	return err != nil || resp.StatusCode >= http.StatusInternalServerError
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b, err := breaker.Get[*http.Response](t.reg, t.key(req))
+	if err == nil {
+		var done func(error)
+		if done, err = b.Allow(); err == nil {
+			resp, err := t.next.RoundTrip(req)
+			done(t.outcome(resp, err))
+			return resp, err
+		}
+	}
+	if req.Body != nil {
+		req.Body.Close() // a RoundTripper closes the body, even on errors
+	}
+	return nil, err
+}
+
+// outcome is the error the breaker records for a round trip.
+func (t *transport) outcome(resp *http.Response, err error) error {
+	switch {
+	case !t.isFailure(resp, err):
+		return nil
+	case err != nil:
+		return err
+	case resp != nil:
+		return &StatusError{Code: resp.StatusCode}
+	}
+	return &StatusError{}
+}
