@@ -145,3 +145,47 @@ func ExampleListenerFunc() {
 	// ledger: rejected breaker "ledger": circuit open
 	// ledger: open -> closed
 }
+
+// Retries belong inside the breaker, so that one exhausted round of retries
+// counts as one failure; a fallback belongs outside, answering the calls the
+// breaker refuses.
+func Example_fallbackAndRetry() {
+	b, err := breaker.New[string]("quotes", breaker.Config{WindowSize: 2, Clock: clock.NewMock()})
+	if err != nil {
+		panic(err)
+	}
+	tries := 0
+	fetch := func(context.Context) (string, error) { // the dependency, down
+		tries++
+		return "", errors.New("503 from quotes")
+	}
+	withRetries := func(ctx context.Context) (string, error) {
+		var err error
+		for range 3 { // in real code, with a back-off between tries
+			var quote string
+			if quote, err = fetch(ctx); err == nil {
+				return quote, nil
+			}
+		}
+		return "", err
+	}
+	lastGood := "EUR/USD 1.08"
+	quote := func() string {
+		q, err := b.Execute(context.Background(), withRetries)
+		switch {
+		case errors.Is(err, breaker.ErrOpen), errors.Is(err, breaker.ErrTooManyCalls):
+			return lastGood + " (cached)"
+		case err != nil:
+			return "error: " + err.Error()
+		}
+		lastGood = q
+		return q
+	}
+	for range 3 {
+		fmt.Printf("%s, %d tries so far\n", quote(), tries)
+	}
+	// Output:
+	// error: 503 from quotes, 3 tries so far
+	// error: 503 from quotes, 6 tries so far
+	// EUR/USD 1.08 (cached), 6 tries so far
+}
