@@ -128,6 +128,9 @@ const cacheLine = 128
 // unknownTime stands for a time the caller has not read from the clock.
 const unknownTime = time.Duration(math.MinInt64)
 
+// maxDuration is the end of time, as far as a breaker can tell it.
+const maxDuration = time.Duration(math.MaxInt64)
+
 // core is the state machine behind a Breaker; it does not depend on T.
 //
 // Times are durations since base, read from the monotonic clock (or from
@@ -152,6 +155,7 @@ type core struct {
 	stripeShift   uint // 64 - log2(len(stripes))
 	rejectForced  error
 	rejectTooMany error
+	peer          Peer // Config.Shared's link; nil without one. Set under mu.
 
 	word       atomic.Uint64 // gen<<stateBits | state
 	openUntil  atomic.Int64  // while open: when half-open begins
@@ -173,8 +177,10 @@ type core struct {
 	consecutive    int
 	reopens        int // reopenings since the circuit last closed
 	opens          uint64
-	trials         int // trial calls admitted in this half-open period
-	trialSuccesses int
+	trials         int  // trial calls admitted in this half-open period
+	trialSuccesses int  //
+	fleetDenied    bool // the peer refused a trial in this half-open period
+	totals         Totals
 	history        [historyLen]change // the latest state changes, a ring
 	changes        int                // state changes since New
 	queue, spare   []Event            // events waiting for delivery; spare is the other buffer
@@ -231,6 +237,15 @@ func (c *core) init(name string, cfg Config) error {
 	c.rejectForced = &RejectedError{Breaker: name, State: StateForcedOpen}
 	c.rejectTooMany = &RejectedError{Breaker: name, State: StateHalfOpen}
 	c.word.Store(uint64(StateClosed))
+	if cfg.Shared != nil {
+		peer, err := cfg.Shared.Join(name, cfg, &Local{c})
+		if err != nil {
+			return err
+		}
+		c.mu.Lock() // the store may already be using the breaker
+		c.peer = peer
+		c.mu.Unlock()
+	}
 	return nil
 }
 
@@ -296,25 +311,50 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 	c.lock()
 	c.tick(now)
 	var err error
+	trial := false
 	switch c.state {
 	case StateOpen:
 		err = c.openError(c.openUntil.Load())
 	case StateForcedOpen:
 		err = c.rejectForced
 	case StateHalfOpen:
-		if c.trials < c.cfg.HalfOpenMaxCalls {
+		if c.trials < c.cfg.HalfOpenMaxCalls && !c.fleetDenied {
 			c.trials++
+			trial = true
 		} else {
 			err = c.rejectTooMany
 		}
 	}
 	if err != nil {
-		c.stripe().rejected.Add(1)
-		c.emit(Event{Kind: EventRejected, Err: err}, now)
+		c.refuse(err, now)
 	}
 	t := ticket{gen: c.gen, start: now}
+	peer := c.peer
 	c.unlock(now)
+	if trial && peer != nil && !peer.Permit() {
+		return c.denied(t)
+	}
 	return t, err
+}
+
+// refuse counts a refusal and tells the listeners. It requires mu held.
+func (c *core) refuse(err error, now time.Duration) {
+	c.stripe().rejected.Add(1)
+	c.emit(Event{Kind: EventRejected, Err: err}, now)
+}
+
+// denied gives back the half-open place that t took, after the peer
+// refused it a permit, and refuses the call.
+func (c *core) denied(t ticket) (ticket, error) {
+	now := c.elapsed()
+	c.lock()
+	if t.gen == c.gen {
+		c.trials--
+		c.fleetDenied = true
+	}
+	c.refuse(c.rejectTooMany, now)
+	c.unlock(now)
+	return ticket{}, c.rejectTooMany
 }
 
 // openError returns the error refusing calls in the open period that ends
@@ -438,6 +478,7 @@ func (c *core) lock() {
 	}
 	if n > 0 {
 		c.win.addSuccesses(c.stripeAt, n)
+		c.totals.Calls += uint64(n)
 	}
 }
 
@@ -563,15 +604,23 @@ func (c *core) snapshot(now time.Duration) Metrics {
 
 func (c *core) force(s State) {
 	c.lock()
-	if c.state != s {
+	from := c.state
+	if from != s {
 		c.setState(s, unknownTime)
+	}
+	if c.peer != nil {
+		c.peer.Changed(Change{From: from, To: s, Manual: true})
 	}
 	c.unlock(unknownTime)
 }
 
 func (c *core) reset() {
 	c.lock()
+	from := c.state
 	c.close(unknownTime)
+	if c.peer != nil {
+		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true})
+	}
 	c.unlock(unknownTime)
 }
 

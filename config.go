@@ -131,6 +131,11 @@ type Config struct {
 
 	// Listeners receive every event, in order, outside the breaker's lock.
 	Listeners []Listener
+
+	// Shared, if set, makes this breaker one of a fleet that shares its
+	// name through a store; see SharedState. Default nil: the breaker acts
+	// alone.
+	Shared SharedState
 }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }

@@ -22,6 +22,11 @@ const (
 	EventRejected
 	// EventStateChange: the circuit moved From one state To another.
 	EventStateChange
+	// EventDetached: the breaker's SharedState cannot reach its store
+	// (Err says why); the breaker acts alone until EventAttached.
+	EventDetached
+	// EventAttached: the breaker's SharedState reaches its store again.
+	EventAttached
 )
 
 func (k EventKind) String() string {
@@ -36,6 +41,10 @@ func (k EventKind) String() string {
 		return "rejected"
 	case EventStateChange:
 		return "state-change"
+	case EventDetached:
+		return "detached"
+	case EventAttached:
+		return "attached"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }

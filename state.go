@@ -70,7 +70,7 @@ func (c *core) setState(s State, now time.Duration) {
 	c.state = s
 	c.gen++
 	c.word.Store(c.gen<<stateBits | uint64(s))
-	c.trials, c.trialSuccesses = 0, 0
+	c.trials, c.trialSuccesses, c.fleetDenied = 0, 0, false
 	if from != s {
 		c.since = now
 		c.history[c.changes%historyLen] = change{from, s, now}
@@ -113,14 +113,15 @@ func (c *core) tick(now time.Duration) {
 	}
 }
 
-// trip opens the circuit for the current open wait. The wait is in place
-// before the state, for calls that read them without mu.
-func (c *core) trip(now time.Duration) {
+// trip opens the circuit for the current open wait, which it returns. The
+// wait is in place before the state, for calls that read them without mu.
+func (c *core) trip(now time.Duration) time.Duration {
 	now = c.known(now)
-	until := now + min(c.openWait(), math.MaxInt64-max(now, 0))
-	c.openUntil.Store(int64(until))
+	wait := min(c.openWait(), maxDuration-max(now, 0))
+	c.openUntil.Store(int64(now + wait))
 	c.opens++
 	c.setState(StateOpen, now)
+	return wait
 }
 
 // openWait is OpenTimeout doubled for each reopening since the circuit last
@@ -172,11 +173,18 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		if isSlow {
 			o |= slow
 		}
+		c.totals.add(o)
 		n := c.win.record(now, o)
 		if c.state == StateClosed && c.shouldTrip(n) {
-			c.trip(now)
+			wait := c.trip(now)
+			if c.peer != nil {
+				c.peer.Changed(Change{From: StateClosed, To: StateOpen, Wait: wait})
+			}
 		}
 	case StateHalfOpen:
+		if c.peer != nil {
+			c.peer.TrialDone(kind, isSlow)
+		}
 		switch {
 		case kind == EventIgnored:
 			c.trials-- // the permit goes back
