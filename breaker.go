@@ -609,7 +609,7 @@ func (c *core) force(s State) {
 		c.setState(s, unknownTime)
 	}
 	if c.peer != nil {
-		c.peer.Changed(Change{From: from, To: s, Manual: true})
+		c.peer.Changed(Change{From: from, To: s, Manual: true, Totals: c.totals})
 	}
 	c.unlock(unknownTime)
 }
@@ -619,7 +619,7 @@ func (c *core) reset() {
 	from := c.state
 	c.close(unknownTime)
 	if c.peer != nil {
-		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true})
+		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true, Totals: c.totals})
 	}
 	c.unlock(unknownTime)
 }

@@ -47,6 +47,7 @@ type Change struct {
 	From, To State
 	Manual   bool          // ForceOpen, Disable or Reset
 	Wait     time.Duration // To == StateOpen: the breaker's own open wait
+	Totals   Totals        // the breaker's Totals when it changed
 }
 
 // Totals are the outcomes a breaker has recorded since New.
@@ -84,9 +85,10 @@ func (l *Local) Counts() Totals {
 
 // Apply puts the breaker in state s as the fleet decided, without telling
 // its Peer: an open circuit admits trials after wait (remaining open time
-// by the store's clock); closed starts a fresh window, even if the breaker
-// was closed already (a Reset elsewhere). Outcomes of calls admitted
-// before do not count, and listeners hear of the change as usual.
+// by the store's clock); half-open starts a new half-open period, and
+// closed a fresh window, even if the breaker was in that state already (a
+// new fleet period, a Reset elsewhere). Outcomes of calls admitted before
+// do not count, and listeners hear of state changes as usual.
 func (l *Local) Apply(s State, wait time.Duration) {
 	c := l.c
 	now := c.elapsed()
@@ -100,6 +102,8 @@ func (l *Local) Apply(s State, wait time.Duration) {
 		}
 	case StateClosed:
 		c.close(now)
+	case StateHalfOpen:
+		c.setState(StateHalfOpen, now) // a new period, even if half-open already
 	default:
 		if c.state != s {
 			c.setState(s, now)

@@ -89,12 +89,13 @@ func TestSharedHearsOfChangesTheBreakerMakes(t *testing.T) {
 	h.Reset()
 	store.local.Apply(breaker.StateOpen, time.Second) // the fleet's decision: not told back
 
+	two := breaker.Totals{Calls: 2, Failures: 2}
 	assert.Equal(t, []breaker.Change{
-		{From: breaker.StateClosed, To: breaker.StateOpen, Wait: 7 * time.Second},
-		{From: breaker.StateClosed, To: breaker.StateForcedOpen, Manual: true},
-		{From: breaker.StateForcedOpen, To: breaker.StateDisabled, Manual: true},
-		{From: breaker.StateDisabled, To: breaker.StateClosed, Manual: true},
-		{From: breaker.StateClosed, To: breaker.StateClosed, Manual: true},
+		{From: breaker.StateClosed, To: breaker.StateOpen, Wait: 7 * time.Second, Totals: two},
+		{From: breaker.StateClosed, To: breaker.StateForcedOpen, Manual: true, Totals: two},
+		{From: breaker.StateForcedOpen, To: breaker.StateDisabled, Manual: true, Totals: two},
+		{From: breaker.StateDisabled, To: breaker.StateClosed, Manual: true, Totals: two},
+		{From: breaker.StateClosed, To: breaker.StateClosed, Manual: true, Totals: two},
 	}, store.changes)
 	assert.Equal(t, []string{"success"}, store.trials)
 }
@@ -170,6 +171,12 @@ func TestSharedApply(t *testing.T) {
 	assert.Equal(t, 3*time.Second, h.Metrics().RetryAfter, "the fleet's wait wins")
 	store.local.Apply(breaker.StateHalfOpen, 0)
 	assert.Equal(t, breaker.StateHalfOpen, h.State())
+	trial, err := h.Allow()
+	require.NoError(t, err)
+	store.local.Apply(breaker.StateHalfOpen, 0)
+	assert.Zero(t, h.Metrics().HalfOpenCalls, "a new fleet half-open period starts afresh")
+	trial(nil)
+	assert.Equal(t, breaker.StateHalfOpen, h.State(), "a trial of the previous period does not count")
 	store.local.Apply(breaker.StateClosed, 0)
 	h.do('F')
 	store.local.Apply(breaker.StateClosed, 0)

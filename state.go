@@ -178,7 +178,7 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		if c.state == StateClosed && c.shouldTrip(n) {
 			wait := c.trip(now)
 			if c.peer != nil {
-				c.peer.Changed(Change{From: StateClosed, To: StateOpen, Wait: wait})
+				c.peer.Changed(Change{From: StateClosed, To: StateOpen, Wait: wait, Totals: c.totals})
 			}
 		}
 	case StateHalfOpen:

@@ -1,0 +1,125 @@
+package redisstate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed18491788/breaker"
+	"github.com/seed18491788/breaker/redisstate"
+)
+
+// slowest makes n calls through node and returns the slowest one's
+// duration, failing the test on any error but want.
+func slowest(t *testing.T, nd node, n int, err, want error) time.Duration {
+	t.Helper()
+	var worst time.Duration
+	for range n {
+		start := time.Now()
+		got := nd.call(err)
+		worst = max(worst, time.Since(start))
+		if want == nil {
+			require.NoError(t, got)
+		} else {
+			require.ErrorIs(t, got, want)
+		}
+	}
+	return worst
+}
+
+func TestRedisKilledAndRestarted(t *testing.T) {
+	r := startRedis(t)
+	cfg := fleetConfig
+	cfg.OpenTimeout, cfg.ConsecutiveFailures = time.Minute, 3
+	a := newNode(t, "inventory", newStore(t, r.addr, redisstate.Options{}), cfg)
+	b := newNode(t, "inventory", newStore(t, r.addr, redisstate.Options{}), cfg)
+	a.call(nil)
+	b.call(nil)
+	c := r.client()
+	require.Eventually(t, func() bool { return windowCalls(t, c, "inventory") == 2 }, 5*time.Second, testSync)
+
+	r.kill()
+	a.w.waitKind(t, breaker.EventDetached, 0)
+	b.w.waitKind(t, breaker.EventDetached, 0)
+	assert.Less(t, slowest(t, a, 500, nil, nil), time.Second, "calls go on, never waiting for Redis")
+
+	for range 3 {
+		a.call(errBoom) // a trips alone while Redis is down
+	}
+	require.Equal(t, breaker.StateOpen, a.State())
+	assert.Equal(t, breaker.StateClosed, b.State(), "no news reaches b without Redis")
+
+	r.restart()
+	a.w.waitKind(t, breaker.EventAttached, 0)
+	b.w.waitKind(t, breaker.EventAttached, 0)
+	b.w.waitState(t, breaker.StateOpen) // a tells the fleet of its trip on rejoining
+	assert.ErrorIs(t, b.call(nil), breaker.ErrOpen)
+	assert.Equal(t, "1", c.HGet(context.Background(), "breaker:{inventory}:state", "s").Val(), "the fleet is open again")
+}
+
+func TestRedisPaused(t *testing.T) {
+	r := startRedis(t)
+	o := redisstate.Options{CommandTimeout: 50 * time.Millisecond, TrialTimeout: 500 * time.Millisecond}
+	a := newNode(t, "pricing", newStore(t, r.addr, o), fleetConfig)
+	b := newNode(t, "pricing", newStore(t, r.addr, o), fleetConfig)
+	for _, n := range []node{a, b} {
+		for range 4 {
+			n.call(errBoom)
+		}
+	}
+	for _, n := range []node{a, b} {
+		n.w.waitState(t, breaker.StateHalfOpen)
+	}
+
+	// Paused, Redis neither answers nor drops the connection. Trial calls
+	// ask it for permits: the first waits CommandTimeout, then a acts alone.
+	r.pause()
+	t.Cleanup(r.resume)
+	assert.Less(t, slowest(t, a, 2, nil, nil), time.Second, "a trial call waits a bounded time for its permit")
+	a.w.waitKind(t, breaker.EventDetached, 0)
+	b.w.waitKind(t, breaker.EventDetached, 0)
+	assert.Equal(t, breaker.StateClosed, a.State(), "a's own 2 trials closed it")
+	assert.Less(t, slowest(t, a, 500, nil, nil), time.Second, "and its calls go on")
+
+	r.resume()
+	a.w.waitKind(t, breaker.EventAttached, 0)
+	b.w.waitKind(t, breaker.EventAttached, 0)
+	// b is still half-open with the fleet: its trials close the fleet, and a
+	// follows. (The permit a asked for while Redis was paused may have been
+	// handed out when it resumed; then the fleet's half-open period times out
+	// and the next one admits b's trials.)
+	closeFleet(t, b)
+	c := r.client()
+	require.Eventually(t, func() bool {
+		return c.HGet(context.Background(), "breaker:{pricing}:state", "s").Val() == "0"
+	}, 5*time.Second, testSync, "b's trials close the fleet")
+	a.settle(t, breaker.StateClosed)
+}
+
+// closeFleet makes trial calls through n until the fleet closes.
+func closeFleet(t *testing.T, n node) {
+	t.Helper()
+	for {
+		n.w.mu.Lock()
+		seen := len(n.w.events)
+		n.w.mu.Unlock()
+		if n.State() == breaker.StateClosed {
+			return
+		}
+		if err := n.call(nil); err == nil {
+			continue
+		}
+		// Refused: wait for the fleet's next change.
+		n.w.waitFor(t, "a change", func(events []breaker.Event) bool {
+			for _, e := range events[seen:] {
+				if e.Kind == breaker.EventStateChange {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}

@@ -1,0 +1,218 @@
+package redisstate
+
+import (
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seed18491788/breaker"
+)
+
+// member is one breaker's link to the fleet: the breaker's Peer.
+type member struct {
+	s       *Store
+	cfg     breaker.Config
+	local   *breaker.Local
+	keys    []string // the state hash and the window hash
+	channel string
+
+	applyMu sync.Mutex // one Apply at a time, in epoch order
+
+	mu         sync.Mutex
+	base       breaker.Totals  // the counts already in the fleet's window, or left out of it
+	epoch      int64           // the fleet's last change this breaker follows
+	trialEpoch int64           // the epoch of the last permit granted
+	pending    *breaker.Change // a ForceOpen, Disable or Reset made while detached
+}
+
+// Changed queues the breaker's own change for the fleet.
+func (m *member) Changed(c breaker.Change) {
+	if !m.s.enqueue(report{m: m, kind: changed, change: c}) && c.Manual {
+		m.setPending(&c)
+	}
+}
+
+// TrialDone queues the end of a trial call for the fleet.
+func (m *member) TrialDone(kind breaker.EventKind, slow bool) {
+	outcome := "s"
+	switch {
+	case kind == breaker.EventIgnored:
+		outcome = "i"
+	case kind == breaker.EventFailure || slow:
+		outcome = "f"
+	}
+	m.mu.Lock()
+	epoch := m.trialEpoch
+	m.mu.Unlock()
+	m.s.enqueue(report{m: m, kind: trial, trial: outcome, epoch: epoch})
+}
+
+// Permit asks Redis for one of the fleet's trial permits, waiting at most
+// CommandTimeout. Detached, it lets the breaker decide alone.
+func (m *member) Permit() bool {
+	s := m.s
+	if !s.attached() {
+		return true
+	}
+	ctx, cancel := s.timeout()
+	defer cancel()
+	st, err := parse(claimScript.Run(ctx, s.rdb, m.keys, m.args(m.cfg.HalfOpenMaxCalls)...))
+	if err != nil {
+		s.failed(err)
+		return true
+	}
+	granted := st.extra == 1
+	if granted {
+		m.mu.Lock()
+		m.trialEpoch = st.epoch
+		m.mu.Unlock()
+	}
+	s.enqueue(report{m: m, kind: observed, fleet: st})
+	return granted
+}
+
+// adopt makes the breaker follow the fleet's state st, unless it follows
+// that change or a later one already. On joining (first), a state the
+// breaker is in already is left alone, so that its window is kept.
+func (m *member) adopt(st fleetState, first bool) {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	if !m.advance(st.epoch) {
+		return
+	}
+	if first && st.state != breaker.StateOpen && m.local.State() == st.state {
+		return
+	}
+	m.local.Apply(st.state, st.remaining)
+	if st.state == breaker.StateClosed {
+		m.skip(m.local.Counts()) // the fleet's window starts afresh, and so does ours
+	}
+}
+
+// skip leaves the counts up to t out of the fleet's window.
+func (m *member) skip(t breaker.Totals) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t.Calls >= m.base.Calls {
+		m.base = t
+	}
+}
+
+// advance moves the breaker's epoch to epoch and reports whether that is a
+// change it has not followed yet.
+func (m *member) advance(epoch int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if epoch <= m.epoch {
+		return false
+	}
+	m.epoch = epoch
+	return true
+}
+
+// propose stores the breaker's own change c in Redis and follows the
+// fleet's answer. A manual change the fleet took as it is needs no Apply:
+// the breaker made it already.
+func (m *member) propose(c breaker.Change) {
+	manual := 0
+	if c.Manual {
+		manual = 1
+	}
+	if c.Manual && c.To == breaker.StateClosed {
+		m.skip(c.Totals) // a Reset empties the windows: counts from before it are not sent
+	}
+	st, ok := m.run(setScript, int(c.To), manual)
+	if !ok {
+		if c.Manual {
+			m.setPending(&c)
+		}
+		return
+	}
+	if c.Manual && st.state == c.To {
+		m.applyMu.Lock()
+		m.advance(st.epoch)
+		m.applyMu.Unlock()
+		return
+	}
+	m.adopt(st, false)
+}
+
+// run runs script with the member's keys and the common arguments before
+// extra, and follows the fleet's answer unless the caller does.
+func (m *member) run(script *redis.Script, extra ...any) (fleetState, bool) {
+	ctx, cancel := m.s.timeout()
+	defer cancel()
+	st, err := parse(script.Run(ctx, m.s.rdb, m.keys, m.args(extra...)...))
+	if err != nil {
+		m.s.failed(err)
+		return fleetState{}, false
+	}
+	if script == trialScript {
+		m.adopt(st, false)
+	}
+	return st, true
+}
+
+func (m *member) setPending(c *breaker.Change) {
+	m.mu.Lock()
+	m.pending = c
+	m.mu.Unlock()
+}
+
+// rejoin tells the fleet what the breaker did while detached: its last
+// manual change, or else a trip it made alone.
+func (m *member) rejoin() {
+	m.mu.Lock()
+	p := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	switch {
+	case p != nil:
+		m.propose(*p)
+	case m.local.State() == breaker.StateOpen:
+		m.propose(breaker.Change{From: breaker.StateClosed, To: breaker.StateOpen})
+	}
+}
+
+// args returns the scripts' common arguments followed by extra.
+func (m *member) args(extra ...any) []any {
+	return append([]any{
+		m.channel,
+		m.s.opts.KeyTTL.Milliseconds(),
+		ceilMS(m.cfg.OpenTimeout),
+		ceilMS(m.cfg.MaxOpenTimeout),
+		ceilMS(m.s.opts.TrialTimeout),
+	}, extra...)
+}
+
+// syncArgs returns the sync script's arguments: the counts since the last
+// sync, or none with drop.
+func (m *member) syncArgs(drop bool) []any {
+	now := m.local.Counts()
+	m.mu.Lock()
+	d := breaker.Totals{
+		Calls:     now.Calls - min(m.base.Calls, now.Calls),
+		Failures:  now.Failures - min(m.base.Failures, now.Failures),
+		SlowCalls: now.SlowCalls - min(m.base.SlowCalls, now.SlowCalls),
+	}
+	m.base = now
+	m.mu.Unlock()
+	if drop {
+		d = breaker.Totals{}
+	}
+	slowRate := 0.0
+	if m.cfg.SlowCallDuration > 0 {
+		slowRate = m.cfg.SlowCallRateThreshold
+	}
+	return m.args(d.Calls, d.Failures, d.SlowCalls,
+		max(ceilMS(m.cfg.BucketDuration), 1), max(ceilMS(m.cfg.WindowDuration), 1),
+		m.cfg.MinimumCalls, m.cfg.FailureRateThreshold, slowRate)
+}
+
+// ceilMS is d in whole milliseconds, rounded up.
+func ceilMS(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+var _ breaker.Peer = (*member)(nil)

@@ -1,0 +1,434 @@
+// Package redisstate shares breaker state across a fleet of instances
+// through Redis, so that every instance sees the same state, failures are
+// judged over the fleet's aggregate, and the fleet as a whole sends a
+// failing dependency at most HalfOpenMaxCalls trial calls per half-open
+// period. A Store is a breaker.SharedState:
+//
+//	store, err := redisstate.New(&redis.UniversalOptions{Addrs: []string{"redis:6379"}}, redisstate.Options{})
+//	defer store.Close()
+//	b, err := breaker.New[T]("payments", breaker.Config{Shared: store})
+//
+// Calls never wait for Redis on the closed and open paths: each breaker
+// counts locally, and every SyncInterval the store pushes the counts of all
+// its breakers, in one round trip, into a time-bucketed window in Redis,
+// where one Lua script adds them and judges the fleet's aggregate, by the
+// Redis server's clock. A trip, a close and every ForceOpen, Disable or
+// Reset is stored in Redis and published; instances follow at once, and
+// within one SyncInterval if a message is lost. Only a half-open trial call
+// asks Redis for a permit first, bounded by CommandTimeout.
+//
+// When Redis is down, slow or failing, every breaker acts alone with its
+// own window, its listeners hear EventDetached, and no call waits for Redis
+// longer than CommandTimeout; when Redis is back they hear EventAttached and
+// follow the fleet again. Keys carry a TTL, so abandoned breakers vanish.
+package redisstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seed18491788/breaker"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultPrefix         = "breaker"
+	DefaultSyncInterval   = 100 * time.Millisecond
+	DefaultCommandTimeout = 50 * time.Millisecond
+	DefaultKeyTTL         = 24 * time.Hour
+	DefaultTrialTimeout   = 10 * time.Second
+)
+
+// Options tunes a Store. The zero value of every field means its default.
+type Options struct {
+	// Prefix starts every key and channel name. Default DefaultPrefix.
+	Prefix string
+	// SyncInterval is how often local counts are pushed and the fleet's
+	// state read back. Default DefaultSyncInterval.
+	SyncInterval time.Duration
+	// CommandTimeout bounds every Redis command, and so the time a
+	// half-open trial call can wait for its permit. Default
+	// DefaultCommandTimeout.
+	CommandTimeout time.Duration
+	// KeyTTL is how long a breaker's keys outlive its last sync. Default
+	// DefaultKeyTTL.
+	KeyTTL time.Duration
+	// TrialTimeout bounds a fleet's half-open period: one that has not
+	// closed or reopened by then counts as a failed probe, for trial calls
+	// whose ends were lost (an instance crashed) keep their permits.
+	// Default DefaultTrialTimeout.
+	TrialTimeout time.Duration
+}
+
+// ErrClosed is returned by Join on a closed Store.
+var ErrClosed = errors.New("redisstate: store closed")
+
+// Store links breakers to the others of their names through Redis. It is
+// safe for concurrent use. Close it when done: its goroutines stop, and its
+// breakers go on alone.
+type Store struct {
+	rdb     redis.UniversalClient
+	opts    Options
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pubsub  *redis.PubSub
+	reports chan report
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	// link is attached, detached or unknown (before the first command).
+	link atomic.Int32
+
+	mu      sync.Mutex
+	members map[string][]*member // by channel
+}
+
+const (
+	unknown int32 = iota
+	attached
+	detached
+)
+
+// New connects a Store to the Redis that opts describe (one server, a
+// cluster or Sentinel). The Store makes its own client, whose timeouts it
+// bounds by CommandTimeout and whose retries it turns off, so that a slow
+// Redis never holds a call up.
+func New(opts *redis.UniversalOptions, o Options) (*Store, error) {
+	if opts == nil {
+		return nil, errors.New("redisstate: nil redis options")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SyncInterval", o.SyncInterval}, {"CommandTimeout", o.CommandTimeout}, {"KeyTTL", o.KeyTTL}, {"TrialTimeout", o.TrialTimeout}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("redisstate: %s %v is outside [0, ∞)", d.name, d.v)
+		}
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.CommandTimeout == 0 {
+		o.CommandTimeout = DefaultCommandTimeout
+	}
+	if o.KeyTTL == 0 {
+		o.KeyTTL = DefaultKeyTTL
+	}
+	if o.TrialTimeout == 0 {
+		o.TrialTimeout = DefaultTrialTimeout
+	}
+	ro := *opts
+	ro.ContextTimeoutEnabled = true
+	ro.MaxRetries = -1
+	bound := func(d *time.Duration) {
+		if *d <= 0 || *d > o.CommandTimeout {
+			*d = o.CommandTimeout
+		}
+	}
+	bound(&ro.DialTimeout)
+	bound(&ro.ReadTimeout)
+	bound(&ro.WriteTimeout)
+	bound(&ro.PoolTimeout)
+
+	s := &Store{
+		rdb:     redis.NewUniversalClient(&ro),
+		opts:    o,
+		reports: make(chan report, 1024),
+		members: map[string][]*member{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.pubsub = s.rdb.Subscribe(s.ctx)
+	ctx, cancel := s.timeout()
+	for _, sc := range scripts {
+		sc.Load(ctx, s.rdb) // best effort: EVALSHA falls back if they are missing
+	}
+	cancel()
+	s.wg.Add(2)
+	go s.loop()
+	go s.listen(s.pubsub.Channel())
+	return s, nil
+}
+
+// Close stops the Store's goroutines and closes its client. Its breakers
+// hear EventDetached and go on alone.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.cancel()
+	err := s.pubsub.Close()
+	s.wg.Wait()
+	err = errors.Join(err, s.rdb.Close())
+	for _, m := range s.all() {
+		m.local.Notify(breaker.EventDetached, ErrClosed)
+	}
+	return err
+}
+
+// Join links a breaker to the others of its name; it makes Store a
+// breaker.SharedState. It does not wait for Redis: the breaker follows the
+// fleet from the Store's first sync on.
+func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (breaker.Peer, error) {
+	tag := s.opts.Prefix + ":{" + name + "}:"
+	m := &member{
+		s: s, cfg: cfg, local: local,
+		keys:    []string{tag + "state", tag + "window"},
+		channel: tag + "events",
+	}
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	first := len(s.members[m.channel]) == 0
+	s.members[m.channel] = append(s.members[m.channel], m)
+	s.mu.Unlock()
+	if first {
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
+		// On failure the subscription is still kept, and made on reconnection.
+		_ = s.pubsub.Subscribe(ctx, m.channel)
+		cancel()
+	}
+	s.enqueue(report{m: m, kind: joined})
+	return m, nil
+}
+
+// all returns every member.
+func (s *Store) all() []*member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*member
+	for _, ms := range s.members {
+		out = append(out, ms...)
+	}
+	return out
+}
+
+func (s *Store) attached() bool { return s.link.Load() == attached && !s.closed.Load() }
+
+// timeout returns a context bounded by CommandTimeout.
+func (s *Store) timeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, s.opts.CommandTimeout)
+}
+
+// failed records that Redis could not be reached.
+func (s *Store) failed(err error) {
+	if s.link.Swap(detached) != detached {
+		s.enqueue(report{kind: lost, err: err})
+	}
+}
+
+// enqueue hands r to the Store's goroutine, never blocking: with the queue
+// full, r is dropped, as the next sync reconciles the state anyway.
+func (s *Store) enqueue(r report) bool {
+	select {
+	case s.reports <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+type reportKind int
+
+const (
+	joined   reportKind = iota // a member joined: sync it now
+	changed                    // a member's own change
+	trial                      // a member's trial call ended
+	observed                   // the fleet's state, as seen by a Permit
+	lost                       // Redis could not be reached
+)
+
+type report struct {
+	m      *member
+	kind   reportKind
+	change breaker.Change
+	trial  string // s, f or i
+	epoch  int64
+	fleet  fleetState
+	err    error
+}
+
+// loop is the Store's goroutine: it handles reports as they come and syncs
+// every member each SyncInterval.
+func (s *Store) loop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.opts.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case r := <-s.reports:
+			s.handle(r)
+		case <-tick.C:
+			s.syncAll()
+		}
+	}
+}
+
+func (s *Store) handle(r report) {
+	switch r.kind {
+	case lost:
+		for _, m := range s.all() {
+			m.local.Notify(breaker.EventDetached, r.err)
+		}
+	case joined:
+		if s.link.Load() != detached {
+			s.sync([]*member{r.m}, false, true)
+		}
+	case observed:
+		r.m.adopt(r.fleet, false)
+	case changed:
+		if !s.attached() {
+			if r.change.Manual {
+				r.m.setPending(&r.change)
+			}
+			return
+		}
+		r.m.propose(r.change)
+	case trial:
+		if s.attached() {
+			r.m.run(trialScript, r.epoch, r.trial, r.m.cfg.SuccessThreshold)
+		}
+	}
+}
+
+// syncAll pushes every member's counts and reads the fleet's states back,
+// in one round trip. A detached Store first checks that Redis is back.
+func (s *Store) syncAll() {
+	ms := s.all()
+	if len(ms) == 0 {
+		return
+	}
+	rejoin := false
+	if s.link.Load() == detached {
+		ctx, cancel := s.timeout()
+		err := s.rdb.Ping(ctx).Err()
+		cancel()
+		if err != nil {
+			return
+		}
+		s.link.Store(attached)
+		rejoin = true
+		for _, m := range ms {
+			m.local.Notify(breaker.EventAttached, nil)
+			m.rejoin()
+		}
+	}
+	s.sync(ms, rejoin, rejoin)
+}
+
+// sync runs the sync script for ms in one pipeline. drop leaves out the
+// counts since the last sync (made while detached: they stay local). first
+// says that the members are joining or rejoining the fleet.
+func (s *Store) sync(ms []*member, drop, first bool) {
+	args := make([][]any, len(ms))
+	for i, m := range ms {
+		args[i] = m.syncArgs(drop)
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := s.timeout()
+		cmds := make([]*redis.Cmd, len(ms))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, m := range ms {
+				cmds[i] = syncScript.EvalSha(ctx, p, m.keys, args[i]...)
+			}
+			return nil
+		})
+		if noScript(err) && attempt < 3 {
+			// Redis lost its scripts (a restart, SCRIPT FLUSH): load, retry.
+			err = syncScript.Load(ctx, s.rdb).Err()
+		} else if err == nil {
+			if s.link.Swap(attached) == unknown {
+				first = true
+			}
+			for i, m := range ms {
+				if st, err := parse(cmds[i]); err == nil {
+					m.adopt(st, first)
+				}
+			}
+			cancel()
+			return
+		}
+		cancel()
+		if err != nil {
+			s.failed(err)
+			return
+		}
+	}
+}
+
+func noScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// listen applies the changes published by any member of the fleet.
+func (s *Store) listen(ch <-chan *redis.Message) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			st, err := parseMessage(msg.Payload)
+			if err != nil {
+				continue
+			}
+			s.mu.Lock()
+			ms := append([]*member(nil), s.members[msg.Channel]...)
+			s.mu.Unlock()
+			for _, m := range ms {
+				m.adopt(st, false)
+			}
+		}
+	}
+}
+
+// fleetState is the fleet's state as a script or a message gives it.
+type fleetState struct {
+	epoch     int64
+	state     breaker.State
+	remaining time.Duration
+	extra     int64
+}
+
+func parse(cmd *redis.Cmd) (fleetState, error) {
+	v, err := cmd.Int64Slice()
+	if err != nil {
+		return fleetState{}, err
+	}
+	if len(v) != 4 {
+		return fleetState{}, fmt.Errorf("redisstate: unexpected script reply %v", v)
+	}
+	return fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond, extra: v[3]}, nil
+}
+
+func parseMessage(payload string) (fleetState, error) {
+	f := strings.Fields(payload)
+	if len(f) != 3 {
+		return fleetState{}, fmt.Errorf("redisstate: bad message %q", payload)
+	}
+	var v [3]int64
+	for i := range f {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return fleetState{}, fmt.Errorf("redisstate: bad message %q", payload)
+		}
+		v[i] = n
+	}
+	return fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond}, nil
+}

@@ -1,0 +1,229 @@
+package redisstate_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/seed18491788/breaker"
+	"github.com/seed18491788/breaker/redisstate"
+)
+
+var errBoom = errors.New("boom")
+
+// fleetConfig: trips at half of at least 8 calls, opens for 300ms, and
+// admits 2 trial calls, which close it.
+var fleetConfig = breaker.Config{
+	MinimumCalls: 8, OpenTimeout: 300 * time.Millisecond, HalfOpenMaxCalls: 2,
+	Window: breaker.TimeWindow, WindowDuration: 10 * time.Second,
+}
+
+// fleet makes n breakers named name, spread over stores.
+func fleet(t *testing.T, name string, stores []*redisstate.Store, n int) []node {
+	t.Helper()
+	nodes := make([]node, n)
+	for i := range nodes {
+		nodes[i] = newNode(t, name, stores[i%len(stores)], fleetConfig)
+	}
+	return nodes
+}
+
+func TestFleetInOneProcess(t *testing.T) {
+	r := startRedis(t)
+	stores := []*redisstate.Store{newStore(t, r.addr, redisstate.Options{}), newStore(t, r.addr, redisstate.Options{})}
+	nodes := fleet(t, "payments", stores, 4)
+
+	// Three failures each: none of the breakers has the 8 calls it needs to
+	// trip alone, but the fleet has 12.
+	for _, n := range nodes {
+		for range 3 {
+			require.ErrorIs(t, n.call(errBoom), errBoom)
+		}
+		assert.Equal(t, breaker.StateClosed, n.State(), "no breaker trips alone")
+	}
+	for _, n := range nodes {
+		n.w.waitState(t, breaker.StateOpen)
+	}
+	assert.ErrorIs(t, nodes[0].call(nil), breaker.ErrOpen)
+
+	// The fleet half-opens as one and admits 2 trial calls in all.
+	for _, n := range nodes {
+		n.w.waitState(t, breaker.StateHalfOpen)
+	}
+	const attempts = 5
+	admitted, refused := make(chan struct{}), make(chan error)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := n.Execute(context.Background(), func(context.Context) (int, error) {
+					admitted <- struct{}{}
+					<-release
+					return 1, nil
+				})
+				if err != nil {
+					refused <- err
+				}
+			}()
+		}
+	}
+	nAdmitted := 0
+	for range len(nodes) * attempts {
+		select {
+		case <-admitted:
+			nAdmitted++
+		case err := <-refused:
+			assert.ErrorIs(t, err, breaker.ErrTooManyCalls)
+		}
+	}
+	assert.Equal(t, fleetConfig.HalfOpenMaxCalls, nAdmitted, "trial calls admitted across the fleet")
+
+	// Their successes close every breaker.
+	close(release)
+	wg.Wait()
+	for _, n := range nodes {
+		n.w.waitState(t, breaker.StateClosed)
+	}
+	assert.NoError(t, nodes[3].call(nil))
+}
+
+func TestManualChangesSpread(t *testing.T) {
+	r := startRedis(t)
+	a := newNode(t, "search", newStore(t, r.addr, redisstate.Options{}), fleetConfig)
+	b := newNode(t, "search", newStore(t, r.addr, redisstate.Options{}), fleetConfig)
+
+	a.ForceOpen()
+	b.w.waitState(t, breaker.StateForcedOpen)
+	b.Disable()
+	a.w.waitState(t, breaker.StateDisabled)
+	for range 7 {
+		a.call(errBoom) // recorded by a and in the fleet's window
+	}
+	a.Reset()
+	b.w.waitState(t, breaker.StateClosed)
+	assert.Zero(t, a.Metrics().Calls, "Reset empties the window")
+
+	// 3 failures in 8 calls do not trip the fleet; with a's 7 failures kept
+	// in the fleet's window, 10 in 15 would.
+	for i := range 8 {
+		if i < 3 {
+			b.call(errBoom)
+		} else {
+			b.call(nil)
+		}
+	}
+	c := r.client()
+	require.Eventually(t, func() bool { return windowCalls(t, c, "search") == 8 }, 5*time.Second, testSync)
+	assert.Equal(t, "0", c.HGet(context.Background(), "breaker:{search}:state", "s").Val(), "the fleet is closed")
+	assert.Equal(t, breaker.StateClosed, a.State())
+}
+
+// windowCalls sums the calls in the fleet window of name.
+func windowCalls(t *testing.T, c *redis.Client, name string) int {
+	t.Helper()
+	n := 0
+	for field, v := range c.HGetAll(context.Background(), "breaker:{"+name+"}:window").Val() {
+		if strings.HasSuffix(field, ":c") {
+			i, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			n += i
+		}
+	}
+	return n
+}
+
+func TestLocalTripSpreads(t *testing.T) {
+	r := startRedis(t)
+	cfg := fleetConfig
+	cfg.ConsecutiveFailures = 3
+	a := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
+	b := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
+	for range 3 {
+		a.call(errBoom) // trips a alone, before any sync
+	}
+	require.Equal(t, breaker.StateOpen, a.State())
+	b.w.waitState(t, breaker.StateOpen)
+}
+
+func TestKeys(t *testing.T) {
+	r := startRedis(t)
+	s := newStore(t, r.addr, redisstate.Options{Prefix: "shop", KeyTTL: time.Hour})
+	n := newNode(t, "cart", s, fleetConfig)
+	n.call(errBoom)
+	c := r.client()
+	ctx := context.Background()
+	require.Eventually(t, func() bool { return c.Exists(ctx, "shop:{cart}:window").Val() == 1 }, 5*time.Second, testSync)
+	for _, key := range []string{"shop:{cart}:state", "shop:{cart}:window"} {
+		ttl := c.PTTL(ctx, key).Val()
+		assert.Greater(t, ttl, 59*time.Minute, key)
+		assert.LessOrEqual(t, ttl, time.Hour, key)
+	}
+	keys := c.Keys(ctx, "*").Val()
+	assert.ElementsMatch(t, []string{"shop:{cart}:state", "shop:{cart}:window"}, keys)
+}
+
+func TestScriptsReloadAfterFlush(t *testing.T) {
+	r := startRedis(t)
+	nodes := fleet(t, "quotes", []*redisstate.Store{newStore(t, r.addr, redisstate.Options{}), newStore(t, r.addr, redisstate.Options{})}, 2)
+	nodes[0].call(nil)
+	require.NoError(t, r.client().ScriptFlush(context.Background()).Err()) // as after a restart
+	for _, n := range nodes {
+		for range 4 {
+			n.call(errBoom)
+		}
+	}
+	for _, n := range nodes {
+		n.w.waitState(t, breaker.StateOpen)
+	}
+	assert.Zero(t, nodes[0].w.countKind(breaker.EventDetached), "NOSCRIPT is not an outage")
+}
+
+func TestDetachedFromTheStart(t *testing.T) {
+	l, err := (&netListener{}).free()
+	require.NoError(t, err)
+	s := newStore(t, l, redisstate.Options{})
+	n := newNode(t, "lonely", s, breaker.Config{WindowSize: 2, OpenTimeout: time.Hour})
+	n.w.waitKind(t, breaker.EventDetached, 0)
+	start := time.Now()
+	n.call(errBoom)
+	n.call(errBoom)
+	assert.Equal(t, breaker.StateOpen, n.State(), "a detached breaker acts alone")
+	assert.Less(t, time.Since(start), time.Second, "and never waits for Redis")
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	_, err := redisstate.New(nil, redisstate.Options{})
+	assert.Error(t, err)
+	_, err = redisstate.New(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}}, redisstate.Options{CommandTimeout: -time.Second})
+	assert.EqualError(t, err, "redisstate: CommandTimeout -1s is outside [0, ∞)")
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	r := startRedis(t)
+	ignore := goleak.IgnoreCurrent()
+	s, err := redisstate.New(&redis.UniversalOptions{Addrs: []string{r.addr}}, redisstate.Options{SyncInterval: testSync})
+	require.NoError(t, err)
+	n := newNode(t, "short-lived", s, fleetConfig)
+	n.call(errBoom)
+	c := r.client()
+	require.Eventually(t, func() bool { return windowCalls(t, c, "short-lived") == 1 }, 5*time.Second, testSync)
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "twice is fine")
+	n.w.waitKind(t, breaker.EventDetached, 0)
+	assert.NoError(t, n.call(nil), "the breaker goes on alone")
+	_, err = s.Join("late", breaker.Config{}, nil)
+	assert.ErrorIs(t, err, redisstate.ErrClosed)
+	goleak.VerifyNone(t, ignore)
+}
