@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,8 @@ type core struct {
 	stamp         bool // each call needs its start time: slow tracking or listeners
 	quiet         bool // no listeners, so calls need not queue events under mu
 	stripes       []stripe
-	stripeShift   uint // 64 - log2(len(stripes))
+	stripeShift   uint   // 64 - log2(len(stripes))
+	stripeSeed    uint64 // mixed into the stripe hash, so breakers differ
 	rejectForced  error
 	rejectTooMany error
 	peer          Peer // Config.Shared's link; nil without one. Set under mu.
@@ -234,6 +236,7 @@ func (c *core) init(name string, cfg Config) error {
 	}
 	c.stripes = make([]stripe, n)
 	c.stripeShift = uint(64 - bits.Len(uint(n-1)))
+	c.stripeSeed = rand.Uint64()
 	c.rejectForced = &RejectedError{Breaker: name, State: StateForcedOpen}
 	c.rejectTooMany = &RejectedError{Breaker: name, State: StateHalfOpen}
 	c.word.Store(uint64(StateClosed))
@@ -271,10 +274,12 @@ func (c *core) known(now time.Duration) time.Duration {
 // stripe returns the calling goroutine's stripe, picked by the address of
 // a variable on its stack: that stays put while the goroutine runs, and
 // goroutines tend to reuse the stacks freed on the same processor. The
-// address is spread by Fibonacci hashing, whose top bits depend on all of it.
+// address, mixed with the breaker's seed (so that two goroutines that share
+// a stripe of one breaker seldom share one of another), is spread by
+// Fibonacci hashing, whose top bits depend on all of it.
 func (c *core) stripe() *stripe {
 	var anchor byte
-	h := uint64(uintptr(unsafe.Pointer(&anchor))) * 0x9e3779b97f4a7c15
+	h := (uint64(uintptr(unsafe.Pointer(&anchor))) ^ c.stripeSeed) * 0x9e3779b97f4a7c15
 	return &c.stripes[h>>c.stripeShift]
 }
 

@@ -1,6 +1,6 @@
 module github.com/seed18491788/breaker/bench
 
-go 1.24
+go 1.26.0
 
 replace github.com/seed18491788/breaker => ../
 
@@ -13,5 +13,12 @@ require (
 
 require (
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/seed18491788/breaker/redisstate v0.0.0-00010101000000-000000000000
 	github.com/smartystreets/goconvey v1.8.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 )
+
+replace github.com/seed18491788/breaker/redisstate => ../redisstate

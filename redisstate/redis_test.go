@@ -23,7 +23,7 @@ import (
 // redisServer is a redis-server of the test's own, on a free loopback port,
 // without persistence.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	addr string
 	dir  string
@@ -33,7 +33,7 @@ type redisServer struct {
 
 // startRedis starts a Redis for t. Without redis-server the test is
 // skipped when run by hand, and fails in CI, which installs it.
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -261,4 +261,17 @@ func (n node) settle(t *testing.T, s breaker.State) {
 		}
 		return false
 	})
+}
+
+var bg = context.Background()
+
+func fail(context.Context) (int, error) { return 0, errBoom }
+
+func call(b *breaker.Breaker[int]) error {
+	_, err := b.Execute(bg, func(context.Context) (int, error) { return 1, nil })
+	return err
+}
+
+func redisOptions(addr string) *redis.UniversalOptions {
+	return &redis.UniversalOptions{Addrs: []string{addr}}
 }

@@ -3,7 +3,7 @@
 // the floor in each scenario, and the acceptance checks of the performance
 // issue. Figures are medians over the runs, as benchstat computes them.
 //
-//	go run ./ratios results.txt [scaling.txt]
+//	go run ./ratios results.txt [scaling.txt [fleet.txt]]
 package main
 
 import (
@@ -83,7 +83,7 @@ var (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ratios results.txt [scaling.txt]")
+		fmt.Fprintln(os.Stderr, "usage: ratios results.txt [scaling.txt [fleet.txt]]")
 		os.Exit(2)
 	}
 	data, rows, err := read(os.Args[1])
@@ -160,6 +160,45 @@ func main() {
 
 	if len(os.Args) > 2 {
 		scaling(os.Args[2])
+	}
+	if len(os.Args) > 3 {
+		fleet(os.Args[3])
+	}
+}
+
+// fleetLine matches "BenchmarkFleet/goroutines=64/lib=x-2  100  50 ns/op  11.1 calls-per-second ...".
+var fleetLine = regexp.MustCompile(`^BenchmarkFleet/goroutines=(\d+)/lib=(\S+?)(?:-\d+)?\s.*?\s([\d.]+) calls-per-second`)
+
+// fleet prints the fleet benchmark's throughputs and the issue's checks.
+func fleet(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer f.Close()
+	rates := map[[2]string][]float64{}
+	var goroutines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := fleetLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[3], 64)
+		rates[[2]string{m[1], m[2]}] = append(rates[[2]string{m[1], m[2]}], v)
+		if !slices.Contains(goroutines, m[1]) {
+			goroutines = append(goroutines, m[1])
+		}
+	}
+	fmt.Println()
+	fmt.Println("| goroutines | breaker, shared | breaker, local | gobreaker distributed | shared ÷ gobreaker | local ÷ shared |")
+	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, g := range goroutines {
+		shared := median(rates[[2]string{g, "breaker-shared"}])
+		local := median(rates[[2]string{g, "breaker-local"}])
+		gob := median(rates[[2]string{g, "gobreaker-distributed"}])
+		fmt.Printf("| %s | %.0f | %.0f | %.1f | %.0fx | %.3fx |\n", g, shared, local, gob, shared/gob, local/shared)
 	}
 }
 

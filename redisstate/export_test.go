@@ -1,0 +1,9 @@
+package redisstate
+
+// Deaf stops s hearing published changes, as if every message were lost:
+// it then learns of changes from its syncs alone.
+func Deaf(s *Store) error {
+	ctx, cancel := s.timeout()
+	defer cancel()
+	return s.pubsub.Unsubscribe(ctx)
+}
