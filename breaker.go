@@ -180,7 +180,7 @@ type core struct {
 	reopens        int // reopenings since the circuit last closed
 	opens          uint64
 	trials         int  // trial calls admitted in this half-open period
-	trialSuccesses int  //
+	trialSuccesses int  // and those that succeeded
 	fleetDenied    bool // the peer refused a trial in this half-open period
 	totals         Totals
 	history        [historyLen]change // the latest state changes, a ring

@@ -15,7 +15,10 @@
 //
 // The breaker starts no goroutines and no timers: the move from open to
 // half-open is a comparison with the Clock, made when the breaker is next
-// used. Listeners receive every outcome, rejection and state change.
+// used. Listeners receive every outcome, rejection and state change. A
+// Registry holds named breakers of any result type, and Config.Shared links
+// the breakers of one name across processes through a store (see
+// SharedState).
 //
 // A Breaker is safe for concurrent use by multiple goroutines.
 package breaker
