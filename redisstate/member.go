@@ -139,7 +139,7 @@ func (m *member) propose(c breaker.Change) {
 }
 
 // run runs script with the member's keys and the common arguments before
-// extra, and follows the fleet's answer unless the caller does.
+// extra, and returns the fleet's state, or false if Redis failed.
 func (m *member) run(script *redis.Script, extra ...any) (fleetState, bool) {
 	ctx, cancel := m.s.timeout()
 	defer cancel()
@@ -147,9 +147,6 @@ func (m *member) run(script *redis.Script, extra ...any) (fleetState, bool) {
 	if err != nil {
 		m.s.failed(err)
 		return fleetState{}, false
-	}
-	if script == trialScript {
-		m.adopt(st, false)
 	}
 	return st, true
 }

@@ -298,8 +298,11 @@ func (s *Store) handle(r report) {
 		}
 		r.m.propose(r.change)
 	case trial:
-		if s.attached() {
-			r.m.run(trialScript, r.epoch, r.trial, r.m.cfg.SuccessThreshold)
+		if !s.attached() {
+			return
+		}
+		if st, ok := r.m.run(trialScript, r.epoch, r.trial, r.m.cfg.SuccessThreshold); ok {
+			r.m.adopt(st, false)
 		}
 	}
 }
