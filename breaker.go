@@ -3,13 +3,10 @@ package breaker
 import (
 	"context"
 	"math"
-	"math/bits"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Breaker is a circuit breaker guarding calls that return a T. Create one
@@ -23,6 +20,7 @@ type Breaker[T any] struct {
 // and the values allowed; New never panics.
 func New[T any](name string, cfg Config) (*Breaker[T], error) {
 	b := new(Breaker[T])
+	b.c.self = b
 	if err := b.c.init(name, cfg); err != nil {
 		return nil, err
 	}
@@ -71,10 +69,9 @@ func (b *Breaker[T]) Execute(ctx context.Context, fn func(context.Context) (T, e
 func (b *Breaker[T]) Allow() (done func(err error), err error) {
 	t, err := b.c.acquire()
 	if err != nil {
-		return func(error) {}, err
+		return noop, err
 	}
-	p := &permit{c: &b.c, t: t}
-	return p.done, nil
+	return b.c.permit(t), nil
 }
 
 // Name returns the name given to New.
@@ -100,31 +97,7 @@ func (b *Breaker[T]) Disable() { b.c.force(StateDisabled) }
 // back-off. Outcomes of calls admitted before Reset are not recorded.
 func (b *Breaker[T]) Reset() { b.c.reset() }
 
-// Metrics is a snapshot of a breaker.
-type Metrics struct {
-	State State
-	Since time.Time // when the current state began
-
-	// Calls, Failures and SlowCalls are the recorded calls in the window.
-	Calls, Failures, SlowCalls int
-	FailureRate, SlowCallRate  float64 // Failures/Calls, SlowCalls/Calls; 0 with no calls
-	ConsecutiveFailures        int     // failures in a row, up to now
-
-	// HalfOpenCalls is the number of trial calls admitted in this half-open
-	// period, HalfOpenSuccesses the number that succeeded.
-	HalfOpenCalls, HalfOpenSuccesses int
-
-	// RetryAfter is, while open, the time left until the next trial call is
-	// admitted; 0 otherwise.
-	RetryAfter time.Duration
-
-	Rejected uint64 // calls refused since New
-	Opens    uint64 // times the circuit opened since New, ForceOpen aside
-}
-
-// cacheLine is the size, with the adjacent line that x86 prefetches along,
-// that keeps fields written by different cores apart.
-const cacheLine = 128
+func (b *Breaker[T]) base() *core { return &b.c }
 
 // unknownTime stands for a time the caller has not read from the clock.
 const unknownTime = time.Duration(math.MinInt64)
@@ -136,39 +109,43 @@ const maxDuration = time.Duration(math.MaxInt64)
 //
 // Times are durations since base, read from the monotonic clock (or from
 // Clock). Calls take mu once at most: closed and disabled admit a call
-// without it, open and forced open refuse one without it, and a success that
-// can change nothing but the window's counts is counted in a stripe and
-// folded into the window by the next holder of mu. So in the common cases a
-// call writes no memory shared with the other cores.
+// without it; open, forced open and a half-open period whose trials are all
+// taken refuse one without it; and a success that can change nothing but
+// the window's counts is counted in counts and folded into the window by
+// the next holder of mu. So in the common cases a call writes no memory
+// shared with the other cores. Listeners do not change that: a call's
+// event is delivered by the call, outside the lock.
 type core struct {
 	// Read by every call. Set by init, or written under mu when the state
 	// or the eligibility of successes for the stripes changes.
-	name          string
-	cfg           Config
-	clock         Clock     // nil: the monotonic clock
-	base          time.Time // elapsed() is measured from here
-	listeners     []Listener
-	slowOn        bool // SlowCallDuration > 0
-	timed         bool // the window needs the time of each outcome
-	stamp         bool // each call needs its start time: slow tracking or listeners
-	quiet         bool // no listeners, so calls need not queue events under mu
-	stripes       []stripe
-	stripeShift   uint   // 64 - log2(len(stripes))
-	stripeSeed    uint64 // mixed into the stripe hash, so breakers differ
-	rejectForced  error
-	rejectTooMany error
-	peer          Peer // Config.Shared's link; nil without one. Set under mu.
+	name   string
+	cfg    Config
+	clock  Clock     // nil: the monotonic clock
+	base   time.Time // elapsed() is measured from here
+	subs   []subscriber
+	wants  EventMask // the kinds some listener wants
+	slowOn bool      // SlowCallDuration > 0
+	timed  bool      // the window needs the time of each outcome
+	stamp  bool      // each call needs its start time: slow tracking or call events
+	self   Circuit   // the Breaker around this core
+	peer   Peer      // Config.Shared's link; nil without one. Set under mu.
 
-	word       atomic.Uint64 // gen<<stateBits | state
-	openUntil  atomic.Int64  // while open: when half-open begins
-	rejectOpen atomic.Pointer[RejectedError]
+	word          atomic.Uint64 // gen<<stateBits | trialsFull | state
+	openUntil     atomic.Int64  // while open: when half-open begins
+	rejectOpen    atomic.Pointer[RejectedError]
+	rejectForced  atomic.Pointer[RejectedError]
+	rejectTooMany atomic.Pointer[RejectedError]
 	// stripeGen is gen+1 while a success of generation gen that is neither
-	// slow nor a failure may go to a stripe instead of the window; 0 when
+	// slow nor a failure may go to counts instead of the window; 0 when
 	// none may. stripeUntil bounds that in time for a time window.
 	stripeGen   atomic.Uint64
 	stripeUntil atomic.Int64
 
-	_ [cacheLine]byte // keeps the lock, written by every holder, off the lines above
+	// counts holds the successes waiting for the window (tagged with
+	// their generation) and the refusals. Its base cell, a cache line
+	// written by calls only while they do not contend, also keeps mu off
+	// the lines above.
+	counts striped
 
 	mu             sync.Mutex
 	state          State
@@ -177,29 +154,16 @@ type core struct {
 	win            window
 	stripeAt       time.Duration // where successes from the stripes go in a time window
 	consecutive    int
-	reopens        int // reopenings since the circuit last closed
-	opens          uint64
+	reopens        int  // reopenings since the circuit last closed
 	trials         int  // trial calls admitted in this half-open period
 	trialSuccesses int  // and those that succeeded
 	fleetDenied    bool // the peer refused a trial in this half-open period
 	totals         Totals
-	history        [historyLen]change // the latest state changes, a ring
-	changes        int                // state changes since New
-	queue, spare   []Event            // events waiting for delivery; spare is the other buffer
-	delivering     bool               // a goroutine is delivering the queue
+	life           totals
+	history        *[historyLen]change // the latest state changes, a ring; nil before the first
+	changes        int                 // state changes since New
+	feed           *feed               // state events on their way to listeners; nil before the first
 }
-
-// stripe holds counters that calls update without mu; each call picks one
-// by its goroutine's stack, so that cores rarely share one.
-type stripe struct {
-	// pending is uint32(gen)<<32 | the number of successes of generation
-	// gen not yet in the window.
-	pending  atomic.Uint64
-	rejected atomic.Uint64
-	_        [64 - 16]byte // one cache line
-}
-
-const pendingMask = 1<<32 - 1
 
 // ticket is an admitted call: the generation it was admitted in and, when
 // needed, when it started.
@@ -213,11 +177,11 @@ func (c *core) init(name string, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	c.name, c.cfg, c.clock, c.listeners = name, cfg, cfg.Clock, cfg.Listeners
+	c.name, c.cfg, c.clock = name, cfg, cfg.Clock
+	c.subs, c.wants = subscribe(cfg.Listeners)
 	c.slowOn = cfg.SlowCallDuration > 0
 	c.timed = cfg.Window == TimeWindow
-	c.quiet = len(c.listeners) == 0
-	c.stamp = c.slowOn || !c.quiet
+	c.stamp = c.slowOn || c.wants&(CallEvents&^Mask(EventRejected)) != 0
 	if c.clock == nil {
 		c.base = time.Now()
 	} else {
@@ -228,17 +192,7 @@ func (c *core) init(name string, cfg Config) error {
 	} else {
 		c.win = newCountWindow(cfg.WindowSize)
 	}
-	// Enough stripes that goroutines on different processors seldom share
-	// one: eight per processor.
-	n := 16
-	for n < 8*runtime.GOMAXPROCS(0) && n < 1024 {
-		n *= 2
-	}
-	c.stripes = make([]stripe, n)
-	c.stripeShift = uint(64 - bits.Len(uint(n-1)))
-	c.stripeSeed = rand.Uint64()
-	c.rejectForced = &RejectedError{Breaker: name, State: StateForcedOpen}
-	c.rejectTooMany = &RejectedError{Breaker: name, State: StateHalfOpen}
+	c.counts.seed = rand.Uint64()
 	c.word.Store(uint64(StateClosed))
 	if cfg.Shared != nil {
 		peer, err := cfg.Shared.Join(name, cfg, &Local{c})
@@ -249,16 +203,19 @@ func (c *core) init(name string, cfg Config) error {
 		c.peer = peer
 		c.mu.Unlock()
 	}
+	c.attach()
 	return nil
 }
 
-// elapsed reads the clock.
+// elapsed reads the clock. It is small enough to inline.
 func (c *core) elapsed() time.Duration {
-	if c.clock == nil {
-		return time.Since(c.base) // reads only the monotonic clock: cheaper than time.Now
+	if c.clock != nil {
+		return c.clockElapsed()
 	}
-	return c.clock.Now().Sub(c.base)
+	return time.Since(c.base) // reads only the monotonic clock: cheaper than time.Now
 }
+
+func (c *core) clockElapsed() time.Duration { return c.clock.Now().Sub(c.base) }
 
 // at turns an elapsed duration back into a time.
 func (c *core) at(d time.Duration) time.Time { return c.base.Add(d) }
@@ -271,46 +228,47 @@ func (c *core) known(now time.Duration) time.Duration {
 	return now
 }
 
-// stripe returns the calling goroutine's stripe, picked by the address of
-// a variable on its stack: that stays put while the goroutine runs, and
-// goroutines tend to reuse the stacks freed on the same processor. The
-// address, mixed with the breaker's seed (so that two goroutines that share
-// a stripe of one breaker seldom share one of another), is spread by
-// Fibonacci hashing, whose top bits depend on all of it.
-func (c *core) stripe() *stripe {
-	var anchor byte
-	h := (uint64(uintptr(unsafe.Pointer(&anchor))) ^ c.stripeSeed) * 0x9e3779b97f4a7c15
-	return &c.stripes[h>>c.stripeShift]
-}
-
 // acquire admits a call or returns the error that refuses it.
 func (c *core) acquire() (ticket, error) {
 	w := c.word.Load()
-	switch State(w & (1<<stateBits - 1)) {
-	case StateClosed, StateDisabled:
+	switch w & (1<<stateBits - 1) {
+	case uint64(StateClosed), uint64(StateDisabled):
 		t := ticket{gen: w >> stateBits}
 		if c.stamp {
 			t.start = c.elapsed()
 		}
 		return t, nil
-	case StateForcedOpen:
-		if c.quiet {
-			c.stripe().rejected.Add(1)
-			return ticket{}, c.rejectForced
-		}
-	case StateOpen:
+	case uint64(StateOpen):
 		now := c.elapsed()
-		if until := c.openUntil.Load(); c.quiet && int64(now) < until {
-			c.stripe().rejected.Add(1)
-			return ticket{}, c.openError(until)
+		if until := c.openUntil.Load(); int64(now) < until {
+			c.counts.add(refusedOpen)
+			err := c.openError(until)
+			if c.wants.Has(EventRejected) {
+				c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+			}
+			return ticket{}, err
 		}
 		return c.acquireSlow(now)
+	case uint64(StateForcedOpen):
+		c.counts.add(refusedOpen)
+		err := c.rejection(&c.rejectForced, StateForcedOpen)
+		if c.wants.Has(EventRejected) {
+			c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(c.elapsed())})
+		}
+		return ticket{}, err
+	case uint64(StateHalfOpen) | trialsFull:
+		c.counts.add(refusedHalfOpen)
+		err := c.rejection(&c.rejectTooMany, StateHalfOpen)
+		if c.wants.Has(EventRejected) {
+			c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(c.elapsed())})
+		}
+		return ticket{}, err
 	}
 	return c.acquireSlow(unknownTime)
 }
 
 // acquireSlow is acquire under mu, for the cases that need it: a move to
-// half-open, trial calls, and refusals that listeners must hear of.
+// half-open, and trial calls.
 func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 	now = c.known(now)
 	c.lock()
@@ -319,33 +277,41 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 	trial := false
 	switch c.state {
 	case StateOpen:
+		c.counts.add(refusedOpen)
 		err = c.openError(c.openUntil.Load())
 	case StateForcedOpen:
-		err = c.rejectForced
+		c.counts.add(refusedOpen)
+		err = c.rejection(&c.rejectForced, StateForcedOpen)
 	case StateHalfOpen:
 		if c.trials < c.cfg.HalfOpenMaxCalls && !c.fleetDenied {
 			c.trials++
+			c.markTrials()
 			trial = true
 		} else {
-			err = c.rejectTooMany
+			c.counts.add(refusedHalfOpen)
+			err = c.rejection(&c.rejectTooMany, StateHalfOpen)
 		}
-	}
-	if err != nil {
-		c.refuse(err, now)
 	}
 	t := ticket{gen: c.gen, start: now}
 	peer := c.peer
 	c.unlock(now)
+	if err != nil && c.wants.Has(EventRejected) {
+		c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+	}
 	if trial && peer != nil && !peer.Permit() {
 		return c.denied(t)
 	}
 	return t, err
 }
 
-// refuse counts a refusal and tells the listeners. It requires mu held.
-func (c *core) refuse(err error, now time.Duration) {
-	c.stripe().rejected.Add(1)
-	c.emit(Event{Kind: EventRejected, Err: err}, now)
+// markTrials flags the state word while the half-open period admits no
+// more trials, so that calls refuse without mu. It requires mu held.
+func (c *core) markTrials() {
+	w := c.gen<<stateBits | uint64(c.state)
+	if c.state == StateHalfOpen && (c.trials >= c.cfg.HalfOpenMaxCalls || c.fleetDenied) {
+		w |= trialsFull
+	}
+	c.word.Store(w)
 }
 
 // denied gives back the half-open place that t took, after the peer
@@ -356,10 +322,15 @@ func (c *core) denied(t ticket) (ticket, error) {
 	if t.gen == c.gen {
 		c.trials--
 		c.fleetDenied = true
+		c.markTrials()
 	}
-	c.refuse(c.rejectTooMany, now)
+	c.counts.add(refusedHalfOpen)
+	err := c.rejection(&c.rejectTooMany, StateHalfOpen)
 	c.unlock(now)
-	return ticket{}, c.rejectTooMany
+	if c.wants.Has(EventRejected) {
+		c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+	}
+	return ticket{}, err
 }
 
 // openError returns the error refusing calls in the open period that ends
@@ -374,8 +345,28 @@ func (c *core) openError(until int64) error {
 	return e
 }
 
-// complete records the outcome of an admitted call that returned err.
+// rejection returns the error kept in p, refusing calls in state s, making
+// it on first use.
+func (c *core) rejection(p *atomic.Pointer[RejectedError], s State) error {
+	if e := p.Load(); e != nil {
+		return e
+	}
+	p.CompareAndSwap(nil, &RejectedError{Breaker: c.name, State: s})
+	return p.Load()
+}
+
+// complete records the outcome of an admitted call that returned err. It
+// is small enough to inline, so that a success takes one call less.
 func (c *core) complete(t ticket, err error) {
+	if err == nil {
+		c.release(t, EventSuccess, nil)
+		return
+	}
+	c.completeErr(t, err)
+}
+
+// completeErr is complete for a non-nil err.
+func (c *core) completeErr(t ticket, err error) {
 	kind, p := c.classify(err)
 	c.release(t, kind, err)
 	if p != nil {
@@ -398,9 +389,6 @@ func (c *core) abort(t ticket, p any) {
 // IsFailure makes the call a failure; the panic value is returned so that
 // it can be re-raised once the call is recorded.
 func (c *core) classify(err error) (kind EventKind, p any) {
-	if err == nil {
-		return EventSuccess, nil
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			kind, p = EventFailure, r
@@ -415,7 +403,7 @@ func (c *core) classify(err error) (kind EventKind, p any) {
 	return EventSuccess, nil
 }
 
-// release records the end of an admitted call.
+// release records the end of an admitted call and delivers its event.
 func (c *core) release(t ticket, kind EventKind, err error) {
 	now := unknownTime
 	if c.stamp || c.timed {
@@ -427,101 +415,73 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	}
 	isSlow := c.slowOn && d >= c.cfg.SlowCallDuration
 	if kind == EventSuccess && !isSlow && c.stripeSuccess(t.gen, now) {
+		if c.wants.Has(EventSuccess) {
+			c.tell(Event{Kind: EventSuccess, Err: err, Duration: d, Time: c.at(now)})
+		}
 		return
 	}
 	c.lock()
-	c.emit(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow}, now)
+	c.life.count(kind, isSlow)
 	if t.gen == c.gen {
 		c.recordResult(kind, isSlow, now)
 	}
-	c.unlock(now)
+	if !c.wants.Has(kind) {
+		c.unlock(now)
+		return
+	}
+	now = c.known(now)
+	c.allowStripes(now)
+	later := c.pending()
+	c.mu.Unlock()
+	c.tell(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow, Time: c.at(now)})
+	if later { // the state events this call caused come after its own
+		c.mu.Lock()
+		if c.pending() {
+			c.deliver()
+		} else {
+			c.mu.Unlock()
+		}
+	}
 }
 
 // stripeSuccess counts a success of generation gen, neither slow nor a
-// failure, in the caller's stripe, if the last holder of mu said that such
-// a success can change nothing but the window's counts. It reports whether
-// it did.
+// failure, in counts, if the last holder of mu said that such a success
+// can change nothing but the window's counts. It reports whether it did.
 func (c *core) stripeSuccess(gen uint64, now time.Duration) bool {
-	if c.stripeGen.Load() != gen+1 || c.timed && int64(now) >= c.stripeUntil.Load() {
-		return false
-	}
-	p := &c.stripe().pending
-	tag := uint64(uint32(gen)) << 32
-	for {
-		old := p.Load()
-		next := old + 1
-		switch {
-		case old&pendingMask == 0:
-			next = tag | 1
-		case old&^pendingMask != tag || old&pendingMask == pendingMask:
-			return false // left by another generation, or full: mu's holder empties it
-		}
-		if p.CompareAndSwap(old, next) {
-			return true
-		}
-	}
+	return c.stripeGen.Load() == gen+1 && (!c.timed || int64(now) < c.stripeUntil.Load()) &&
+		c.counts.addTagged(uint32(gen))
 }
 
-// lock takes mu and moves the successes waiting in the stripes into the
-// window. Those of an earlier generation are dropped: they finished after
+// lock takes mu and moves the successes waiting in counts into the window.
+// Those of an earlier generation are dropped from it: they finished after
 // the state changed.
 func (c *core) lock() {
 	c.mu.Lock()
-	if !c.quiet {
+	if c.counts.undrained() == 0 {
 		return
 	}
-	tag := uint64(uint32(c.gen)) << 32
-	n := 0
-	for i := range c.stripes {
-		p := &c.stripes[i].pending
-		if p.Load()&pendingMask == 0 {
-			continue
-		}
-		if v := p.Swap(0); v&^pendingMask == tag {
-			n += int(v & pendingMask)
-		}
-	}
-	if n > 0 {
-		c.win.addSuccesses(c.stripeAt, n)
-		c.totals.Calls += uint64(n)
+	c.life.seq.Add(1)
+	matched, all := c.counts.drain(uint32(c.gen))
+	c.life.successes.Add(all)
+	c.life.seq.Add(1)
+	if matched > 0 {
+		c.win.addSuccesses(c.stripeAt, int(matched))
+		c.totals.Calls += matched
 	}
 }
 
-// unlock says whether successes may go to the stripes until the next
-// holder of mu, releases mu, and then delivers the queued events, unless
-// another goroutine is delivering them already: that one will deliver these
-// too. Events so reach the listeners once each, in the order they were
-// queued, never while mu is held, and never on a goroutine of the breaker's
-// own.
+// unlock says whether successes may go to counts until the next holder of
+// mu, releases mu, and sees the state events queued so far delivered.
 func (c *core) unlock(now time.Duration) {
-	if c.quiet {
-		c.allowStripes(now)
-		c.mu.Unlock()
+	c.allowStripes(now)
+	if c.pending() {
+		c.deliver()
 		return
 	}
-	if c.delivering || len(c.queue) == 0 {
-		c.mu.Unlock()
-		return
-	}
-	c.delivering = true
-	for len(c.queue) > 0 {
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.mu.Unlock()
-		for i := range batch {
-			for _, l := range c.listeners {
-				notify(l, &batch[i])
-			}
-		}
-		clear(batch) // drop the references the events hold
-		c.mu.Lock()
-		c.spare = batch[:0]
-	}
-	c.delivering = false
 	c.mu.Unlock()
 }
 
-// allowStripes lets successes of the current generation go to the stripes
+// allowStripes lets successes of the current generation go to counts
 // while one can change nothing but the window's counts: in closed or
 // disabled, with no failure streak to end and, when closed, rates that
 // successes can only lower. In a time window that holds until the totals
@@ -557,7 +517,7 @@ func (c *core) allowStripes(now time.Duration) {
 }
 
 func (c *core) currentState() State {
-	s := State(c.word.Load() & (1<<stateBits - 1))
+	s := State(c.word.Load() & stateMask)
 	if s != StateOpen {
 		return s
 	}
@@ -578,10 +538,11 @@ func (c *core) metrics() Metrics {
 	c.tick(now)
 	m := c.snapshot(now)
 	c.unlock(now)
+	m.Lifetime = c.lifetime(now)
 	return m
 }
 
-// snapshot returns the Metrics at now. It requires mu held.
+// snapshot returns the Metrics at now, Lifetime aside. It requires mu held.
 func (c *core) snapshot(now time.Duration) Metrics {
 	n := c.win.totals(now)
 	m := Metrics{
@@ -593,10 +554,6 @@ func (c *core) snapshot(now time.Duration) Metrics {
 		FailureRate:         rate(n.failures, n.calls),
 		SlowCallRate:        rate(n.slow, n.calls),
 		ConsecutiveFailures: c.consecutive,
-		Opens:               c.opens,
-	}
-	for i := range c.stripes {
-		m.Rejected += c.stripes[i].rejected.Load()
 	}
 	switch c.state {
 	case StateHalfOpen:
@@ -629,26 +586,28 @@ func (c *core) reset() {
 	c.unlock(unknownTime)
 }
 
-// emit queues e, which happened at now, for the listeners. It requires mu
-// held.
-func (c *core) emit(e Event, now time.Duration) {
-	if c.quiet {
-		return
-	}
-	e.Breaker, e.Time = c.name, c.at(now)
-	c.queue = append(c.queue, e)
-}
+// noop is the done of a refused Allow. A func literal in a generic method
+// would capture the method's dictionary and allocate.
+var noop = func(error) {}
 
-// permit is a call admitted by Allow.
-type permit struct {
-	c    *core
-	t    ticket
-	used atomic.Bool
-}
+// usage is the state of an Allow permit that outlives it: each done
+// carries the seq it was made with, and only the first done with that seq
+// moves it on. Usages are pooled, so that a permit costs one allocation,
+// its done closure; seq only grows, so a late done can never pass for a
+// later permit's.
+type usage struct{ seq atomic.Uint64 }
 
-func (p *permit) done(err error) {
-	if p.used.Swap(true) {
-		return
+var usages = sync.Pool{New: func() any { return new(usage) }}
+
+// permit returns the done of a call admitted by Allow with ticket t.
+func (c *core) permit(t ticket) func(error) {
+	u := usages.Get().(*usage)
+	seq := u.seq.Load()
+	return func(err error) {
+		if !u.seq.CompareAndSwap(seq, seq+1) {
+			return
+		}
+		usages.Put(u)
+		c.complete(t, err)
 	}
-	p.c.complete(p.t, err)
 }

@@ -129,7 +129,10 @@ type Config struct {
 	// Clock tells the breaker the time. Default nil: the system clock.
 	Clock Clock
 
-	// Listeners receive every event, in order, outside the breaker's lock.
+	// Listeners receive the breaker's events outside its lock: each call's
+	// own event from that call, state changes one at a time and in order
+	// (see Listener). A MaskedListener hears only the kinds it asks for, an
+	// Attacher learns the breaker. Default none.
 	Listeners []Listener
 
 	// Shared, if set, makes this breaker one of a fleet that shares its

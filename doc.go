@@ -15,10 +15,14 @@
 //
 // The breaker starts no goroutines and no timers: the move from open to
 // half-open is a comparison with the Clock, made when the breaker is next
-// used. Listeners receive every outcome, rejection and state change. A
-// Registry holds named breakers of any result type, and Config.Shared links
-// the breakers of one name across processes through a store (see
-// SharedState).
+// used. Metrics reports the window and, in Lifetime, counts since New that
+// calls keep anyway, read without the lock: metrics systems read them when
+// they collect (see Attacher and CircuitSet) instead of hearing every call.
+// Listeners receive outcomes, rejections and state changes, each call
+// delivering its own event; a MaskedListener hears only the kinds it wants,
+// and a listener of state changes alone costs calls nothing. A Registry
+// holds named breakers of any result type, and Config.Shared links the
+// breakers of one name across processes through a store (see SharedState).
 //
 // A Breaker is safe for concurrent use by multiple goroutines.
 package breaker

@@ -32,16 +32,20 @@ func FuzzBreaker(f *testing.F) {
 		cfg := fuzzConfig(data[:5])
 		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		m := newModel(cfg, start)
-		// Two breakers take every step: one with a listener, whose events
-		// are checked, and one without, which takes the lock-free paths.
-		rec := &recorder{}
-		var twins [2]*twin
+		// Three breakers take every step: one with a listener of every
+		// event, one with a listener of state changes only, and one without
+		// listeners. The events of the first two are checked.
+		rec, states := &recorder{}, &recorder{}
+		var twins [3]*twin
 		for i := range twins {
 			tw := &twin{clk: &fakeClock{now: start}}
 			c := cfg
 			c.Clock = tw.clk
-			if i == 0 {
+			switch i {
+			case 0:
 				c.Listeners = []breaker.Listener{rec}
+			case 1:
+				c.Listeners = []breaker.Listener{breaker.ListenerFor(breaker.StateEvents, states.OnEvent)}
 			}
 			var err error
 			tw.b, err = breaker.New[int]("fuzz", c)
@@ -143,6 +147,8 @@ func FuzzBreaker(f *testing.F) {
 				require.Equal(t, want, tw.b.Metrics(), "step %d (op %#02x), breaker %d", i, op, j)
 			}
 			require.Equal(t, m.transitions, rec.transitions(), "step %d (op %#02x)", i, op)
+			require.Equal(t, m.transitions, states.log(), "step %d (op %#02x)", i, op)
+			require.Equal(t, m.events, len(rec.all())-len(m.transitions), "step %d (op %#02x): one event per call", i, op)
 		}
 	})
 }
@@ -227,8 +233,9 @@ type model struct {
 	consecutive int
 	openUntil   time.Time
 	reopens     int
-	opens       int
-	rejected    int
+	life        breaker.Lifetime
+	openedAt    time.Time // when the current open period began
+	events      int       // call events: one per admission refused or call completed
 	trials      int
 	successes   int
 	transitions []string
@@ -243,10 +250,18 @@ func newModel(cfg breaker.Config, now time.Time) *model {
 	return &model{cfg: cfg, base: now, since: now}
 }
 
+func isOpen(s breaker.State) bool { return s == breaker.StateOpen || s == breaker.StateForcedOpen }
+
 func (m *model) enter(s breaker.State, now time.Time) {
 	if s != m.state {
 		m.transitions = append(m.transitions, m.state.String()+"->"+s.String())
 		m.since = now
+		switch {
+		case isOpen(s) && !isOpen(m.state):
+			m.openedAt = now
+		case isOpen(m.state) && !isOpen(s):
+			m.life.OpenTime += now.Sub(m.openedAt)
+		}
 	}
 	m.state = s
 	m.gen++
@@ -267,7 +282,7 @@ func (m *model) trip(now time.Time) {
 		}
 	}
 	m.openUntil = now.Add(wait)
-	m.opens++
+	m.life.Opens++
 	m.enter(breaker.StateOpen, now)
 }
 
@@ -288,11 +303,13 @@ func (m *model) admit(now time.Time) (int, error) {
 	m.tick(now)
 	switch m.state {
 	case breaker.StateOpen, breaker.StateForcedOpen:
-		m.rejected++
+		m.life.RefusedOpen++
+		m.events++
 		return 0, breaker.ErrOpen
 	case breaker.StateHalfOpen:
 		if m.trials == m.cfg.HalfOpenMaxCalls {
-			m.rejected++
+			m.life.RefusedHalfOpen++
+			m.events++
 			return 0, breaker.ErrTooManyCalls
 		}
 		m.trials++
@@ -301,12 +318,24 @@ func (m *model) admit(now time.Time) (int, error) {
 }
 
 func (m *model) complete(gen int, start, now time.Time, err error) {
-	if gen != m.gen {
-		return
-	}
 	ignored := errors.Is(err, context.Canceled)
 	fail := err != nil && !ignored
 	slow := m.cfg.SlowCallDuration > 0 && now.Sub(start) >= m.cfg.SlowCallDuration
+	m.events++
+	switch {
+	case ignored:
+		m.life.Ignored++
+	case fail:
+		m.life.Failures++
+	default:
+		m.life.Successes++
+	}
+	if slow && !ignored {
+		m.life.SlowCalls++
+	}
+	if gen != m.gen {
+		return
+	}
 	switch m.state {
 	case breaker.StateClosed, breaker.StateDisabled:
 		if ignored {
@@ -385,7 +414,10 @@ func (m *model) metrics(now time.Time) breaker.Metrics {
 		State: m.state, Since: m.since,
 		Calls: calls, Failures: fails, SlowCalls: slows,
 		ConsecutiveFailures: m.consecutive,
-		Rejected:            uint64(m.rejected), Opens: uint64(m.opens),
+		Lifetime:            m.life,
+	}
+	if isOpen(m.state) {
+		out.Lifetime.OpenTime += now.Sub(m.openedAt)
 	}
 	if calls > 0 {
 		out.FailureRate = float64(fails) / float64(calls)

@@ -3,7 +3,10 @@ package breaker
 import (
 	"fmt"
 	"log"
+	"reflect"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -61,13 +64,73 @@ type Event struct {
 	Time     time.Time // when it happened, by the breaker's Clock
 }
 
-// Listener receives a breaker's events. OnEvent runs on the goroutine of a
-// caller of the breaker, outside its lock, one event at a time and in the
-// order the events happened; it may call the breaker's methods. It should be
-// quick: callers of the breaker wait for it. A panic in OnEvent is recovered
-// and logged, and the call goes on.
+// EventMask is a set of event kinds.
+type EventMask uint16
+
+// Sets of event kinds.
+const (
+	// CallEvents are the kinds that each call causes one of: success,
+	// failure, ignored and rejected.
+	CallEvents EventMask = 1<<EventSuccess | 1<<EventFailure | 1<<EventIgnored | 1<<EventRejected
+	// StateEvents are the kinds that tell of the circuit: state changes,
+	// and detached and attached for a breaker with a SharedState.
+	StateEvents EventMask = 1<<EventStateChange | 1<<EventDetached | 1<<EventAttached
+	// AllEvents is every kind.
+	AllEvents = CallEvents | StateEvents
+)
+
+// Mask returns the set of the given kinds.
+func Mask(kinds ...EventKind) EventMask {
+	var m EventMask
+	for _, k := range kinds {
+		m |= 1 << k
+	}
+	return m & AllEvents
+}
+
+// Has reports whether m holds k.
+func (m EventMask) Has(k EventKind) bool { return k < 16 && m&(1<<k) != 0 }
+
+// Listener receives a breaker's events, outside the breaker's lock and on
+// the goroutine of a caller of the breaker (or, for EventDetached and
+// EventAttached, of the SharedState's store); it may call the breaker's
+// methods. A panic in OnEvent is recovered and logged, and the call goes on.
+//
+// Each call delivers its own event (EventSuccess, EventFailure,
+// EventIgnored or EventRejected) before it returns, so a listener of these
+// kinds runs on many goroutines at once and must be safe for concurrent
+// use; each call pays for its own event and for nobody else's.
+//
+// State events (EventStateChange, EventDetached, EventAttached) reach each
+// listener one at a time and in the order they happened: each state
+// change's From is the previous one's To. A call that causes one returns
+// once it is delivered, unless another call is delivering at that moment;
+// then that call delivers it. When listeners fall far behind, calls that
+// cause state events wait for them, so that the events pending stay few
+// and no call delivers more than a bounded share of other calls' events.
+//
+// A Listener hears every kind of event unless it implements MaskedListener.
 type Listener interface {
 	OnEvent(Event)
+}
+
+// MaskedListener is a Listener that hears only the kinds of event in its
+// EventMask, read once by New. Events that no listener of a breaker wants
+// are never made: a listener of StateEvents only costs calls on the closed
+// and open paths nothing at all.
+type MaskedListener interface {
+	Listener
+	EventMask() EventMask
+}
+
+// Attacher is a Listener that wants to know the breakers it is attached to,
+// for example to read their Metrics when it is scraped rather than hear
+// every call. New calls Attach once for each breaker that has it among its
+// Listeners, before New returns. CircuitSet keeps such breakers without
+// keeping them alive.
+type Attacher interface {
+	Listener
+	Attach(Circuit)
 }
 
 // ListenerFunc is shorthand for a Listener made of one function.
@@ -76,7 +139,74 @@ type ListenerFunc func(Event)
 // OnEvent calls f(e).
 func (f ListenerFunc) OnEvent(e Event) { f(e) }
 
-// notify hands e to l, recovering a panic in the listener.
+// ListenerFor returns a Listener that passes f the events of the kinds in
+// m, and hears no others.
+func ListenerFor(m EventMask, f func(Event)) Listener { return maskedFunc{f, m} }
+
+type maskedFunc struct {
+	f func(Event)
+	m EventMask
+}
+
+func (l maskedFunc) OnEvent(e Event)      { l.f(e) }
+func (l maskedFunc) EventMask() EventMask { return l.m }
+
+// subscriber is a listener with the kinds it hears.
+type subscriber struct {
+	l    Listener
+	mask EventMask
+}
+
+// subscribe returns the listeners with their masks, and the kinds that any
+// of them wants.
+func subscribe(ls []Listener) ([]subscriber, EventMask) {
+	var subs []subscriber
+	var wants EventMask
+	for _, l := range ls {
+		m := AllEvents
+		if ml, ok := l.(MaskedListener); ok {
+			m = ml.EventMask() & AllEvents
+		}
+		subs = append(subs, subscriber{l, m})
+		wants |= m
+	}
+	return subs, wants
+}
+
+// attach tells the Attachers among the listeners of c that they hear from
+// it. A panic in Attach is recovered and logged.
+func (c *core) attach() {
+	for _, s := range c.subs {
+		a, ok := s.l.(Attacher)
+		if !ok {
+			continue
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Printf("breaker %q: listener panicked in Attach: %v\n%s", c.name, r, debug.Stack())
+				}
+			}()
+			a.Attach(c.self)
+		}()
+	}
+}
+
+// tell delivers e, the event of a call, to the listeners that want it, on
+// the calling goroutine.
+func (c *core) tell(e Event) {
+	e.Breaker = c.name
+	for i := range c.subs {
+		if c.subs[i].mask.Has(e.Kind) {
+			notify(c.subs[i].l, &e)
+		}
+	}
+}
+
+// notify hands e to l, recovering a panic in the listener. inListener looks
+// for its frame on the stack, so it must not be inlined.
+//
+//go:noinline
 func notify(l Listener, e *Event) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -84,4 +214,170 @@ func notify(l Listener, e *Event) {
 		}
 	}()
 	l.OnEvent(*e)
+}
+
+var notifyEntry = reflect.ValueOf(notify).Pointer()
+
+// inListener reports whether the calling goroutine is running a listener,
+// of any breaker: whether notify is on its stack. It walks the whole stack,
+// so it is for the rare moments when a call would wait for listeners.
+func inListener() bool {
+	var pcs [64]uintptr
+	for skip := 2; ; skip += len(pcs) {
+		n := runtime.Callers(skip, pcs[:])
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			if f.Entry == notifyEntry {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+	}
+}
+
+// Limits of the state-event feed.
+const (
+	// maxPending is how many state events may wait for delivery before
+	// the calls that cause more wait too.
+	maxPending = 64
+	// maxShare is how many events beyond its own a call delivers before it
+	// asks the next call that causes one to take over.
+	maxShare = 64
+	// feedBatch is how many events a deliverer takes at a time.
+	feedBatch = 8
+)
+
+// feed holds a breaker's state events until they are delivered, and says
+// who delivers them: at most one goroutine at a time, so that they arrive
+// in order. Its fields are guarded by the breaker's mu.
+type feed struct {
+	queue     []Event // from head on: queued, not yet taken for delivery
+	head      int
+	queued    uint64 // events ever queued
+	delivered uint64 // events ever delivered
+	busy      bool   // a goroutine is delivering
+	handoff   bool   // the deliverer has done its share: the next caller takes over
+	wanted    uint64 // the most that a waiting goroutine needs delivered
+	waiters   int
+	cond      sync.Cond
+}
+
+// emit queues e, a state event that happened at now, for the listeners
+// that want it. It requires mu held.
+func (c *core) emit(e Event, now time.Duration) {
+	if !c.wants.Has(e.Kind) {
+		return
+	}
+	e.Breaker, e.Time = c.name, c.at(now)
+	f := c.feed
+	if f == nil {
+		f = &feed{}
+		f.cond.L = &c.mu
+		c.feed = f
+	}
+	f.queue = append(f.queue, e)
+	f.queued++
+}
+
+// pending reports whether state events wait for delivery. It requires mu
+// held.
+func (c *core) pending() bool { return c.feed != nil && c.feed.delivered < c.feed.queued }
+
+// deliver sees the state events queued so far delivered: by this goroutine
+// if no other is delivering, else by that one. It requires mu held and
+// releases it.
+//
+// A goroutine that is not running a listener waits for the deliverer when
+// more than maxPending events are pending, or when the deliverer has
+// delivered its share and asks to be relieved; the first waiter to find the
+// feed free delivers next. A goroutine running a listener never waits
+// (it may be the deliverer itself): the deliverer delivers its events.
+func (c *core) deliver() {
+	f := c.feed
+	mine := f.queued
+	checked, nested := false, false
+	for f.delivered < mine {
+		if !f.busy {
+			f.busy = true
+			c.run(mine)
+			continue
+		}
+		if !f.handoff && f.queued-f.delivered <= maxPending {
+			break // the deliverer delivers them
+		}
+		if !checked {
+			c.mu.Unlock()
+			nested = inListener()
+			c.mu.Lock()
+			checked = true
+			continue
+		}
+		if nested {
+			break
+		}
+		f.wanted = max(f.wanted, mine)
+		f.waiters++
+		f.cond.Wait()
+		f.waiters--
+	}
+	c.mu.Unlock()
+}
+
+// run delivers the feed in order: at least up to mine, then on while no
+// waiting goroutine needs more, asking for relief after maxShare more. It
+// requires mu held and f.busy set by the caller; it returns with mu held
+// and f.busy clear, even if a listener ends the goroutine.
+func (c *core) run(mine uint64) {
+	f := c.feed
+	inFlight := -1 // events taken for delivery with mu released; -1 while mu is held
+	defer func() {
+		if inFlight >= 0 { // runtime.Goexit in a listener: the rest of the batch is lost
+			c.mu.Lock()
+			f.delivered += uint64(inFlight)
+		}
+		f.busy, f.handoff = false, false
+		if f.waiters > 0 {
+			f.cond.Broadcast()
+		}
+		if inFlight >= 0 {
+			c.mu.Unlock()
+		}
+	}()
+	for f.delivered < f.queued {
+		if f.delivered >= mine {
+			if f.wanted > f.delivered {
+				break // a waiter takes over
+			}
+			if f.delivered-mine >= maxShare {
+				f.handoff = true
+			}
+		}
+		var batch [feedBatch]Event
+		n := copy(batch[:], f.queue[f.head:])
+		clear(f.queue[f.head : f.head+n]) // drop the references the events hold
+		if f.head += n; f.head == len(f.queue) {
+			f.queue, f.head = f.queue[:0], 0
+		}
+		inFlight = n
+		c.mu.Unlock()
+		for i := range batch[:n] {
+			for j := range c.subs {
+				if c.subs[j].mask.Has(batch[i].Kind) {
+					notify(c.subs[j].l, &batch[i])
+				}
+			}
+		}
+		c.mu.Lock()
+		inFlight = -1
+		f.delivered += uint64(n)
+		if f.waiters > 0 {
+			f.cond.Broadcast()
+		}
+	}
 }

@@ -27,6 +27,7 @@ type Circuit interface {
 	Disable()
 	Reset()
 	status() Status
+	base() *core
 }
 
 // Status is a circuit's Metrics with its name and its latest state changes.
@@ -153,5 +154,6 @@ func (c *core) status() Status {
 	c.tick(now)
 	s := Status{Name: c.name, Metrics: c.snapshot(now), History: c.transitions()}
 	c.unlock(now)
+	s.Lifetime = c.lifetime(now)
 	return s
 }

@@ -97,7 +97,7 @@ func (l *Local) Apply(s State, wait time.Duration) {
 	case StateOpen:
 		c.openUntil.Store(int64(now + min(max(wait, 0), maxDuration-max(now, 0))))
 		if c.state != StateOpen {
-			c.opens++
+			c.life.opens.Add(1)
 			c.setState(StateOpen, now)
 		}
 	case StateClosed:

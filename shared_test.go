@@ -129,7 +129,7 @@ func TestSharedPermitRefused(t *testing.T) {
 		assert.ErrorIs(t, err, breaker.ErrTooManyCalls)
 		assert.Equal(t, 1, store.asked, "refused once, the breaker stops asking for this half-open period")
 		m := h.Metrics()
-		assert.Equal(t, uint64(2), m.Rejected)
+		assert.Equal(t, uint64(2), m.Lifetime.Refused())
 		assert.Zero(t, m.HalfOpenCalls, "the refused call gave its place back")
 
 		store.local.Apply(breaker.StateOpen, time.Second)
@@ -163,7 +163,7 @@ func TestSharedApply(t *testing.T) {
 	m := h.Metrics()
 	assert.Equal(t, breaker.StateOpen, m.State)
 	assert.Equal(t, 12*time.Second, m.RetryAfter)
-	assert.Equal(t, uint64(1), m.Opens)
+	assert.Equal(t, uint64(1), m.Lifetime.Opens)
 	late(errBoom)
 	assert.Equal(t, 1, h.Metrics().Calls, "a call admitted before the fleet's decision does not count")
 

@@ -55,9 +55,14 @@ func (s *State) UnmarshalText(text []byte) error {
 	return fmt.Errorf("breaker: unknown state %q", text)
 }
 
-// stateBits is how many low bits of core.word hold the state; the rest hold
-// the generation.
-const stateBits = 8
+// The low stateBits bits of core.word hold the state and, in half-open,
+// trialsFull while the period admits no more trials; the rest hold the
+// generation.
+const (
+	stateBits  = 8
+	trialsFull = 1 << (stateBits - 1)
+	stateMask  = trialsFull - 1
+)
 
 // The methods below move the state machine. Each requires c.mu held. A now
 // of unknownTime means the caller has not read the clock.
@@ -69,10 +74,14 @@ func (c *core) setState(s State, now time.Duration) {
 	from := c.state
 	c.state = s
 	c.gen++
-	c.word.Store(c.gen<<stateBits | uint64(s))
 	c.trials, c.trialSuccesses, c.fleetDenied = 0, 0, false
+	c.word.Store(c.gen<<stateBits | uint64(s))
 	if from != s {
 		c.since = now
+		c.moveOpenTime(from, s, now)
+		if c.history == nil {
+			c.history = new([historyLen]change)
+		}
 		c.history[c.changes%historyLen] = change{from, s, now}
 		c.changes++
 		c.emit(Event{Kind: EventStateChange, From: from, To: s}, now)
@@ -119,7 +128,7 @@ func (c *core) trip(now time.Duration) time.Duration {
 	now = c.known(now)
 	wait := min(c.openWait(), maxDuration-max(now, 0))
 	c.openUntil.Store(int64(now + wait))
-	c.opens++
+	c.life.opens.Add(1)
 	c.setState(StateOpen, now)
 	return wait
 }
@@ -188,6 +197,7 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		switch {
 		case kind == EventIgnored:
 			c.trials-- // the permit goes back
+			c.markTrials()
 		case kind == EventFailure || isSlow:
 			c.reopens++
 			c.trip(now)

@@ -98,7 +98,7 @@ func (h *handler) report() Report {
 			Calls: s.Calls, Failures: s.Failures, SlowCalls: s.SlowCalls,
 			FailureRate: s.FailureRate, SlowCallRate: s.SlowCallRate,
 			ConsecutiveFailures: s.ConsecutiveFailures,
-			Rejected:            s.Rejected, Opens: s.Opens,
+			Rejected:            s.Lifetime.Refused(), Opens: s.Lifetime.Opens,
 			RetryAfterSeconds: math.Round(s.RetryAfter.Seconds()*1000) / 1000,
 			History:           make([]Transition, len(s.History)),
 		}

@@ -1,28 +1,8 @@
-// Package otelmetrics records breaker metrics with OpenTelemetry.
-//
-// A Listener is a breaker.Listener that records, for every breaker it
-// hears from (attribute breaker.name):
-//
-//	breaker.calls            counter, {call}, by breaker.outcome: success, failure, ignored, rejected
-//	breaker.slow_calls       counter, {call}: calls that lasted at least SlowCallDuration
-//	breaker.call.duration    histogram, s, by breaker.outcome
-//	breaker.transitions      counter, {transition}, by breaker.from and breaker.to
-//	breaker.state            gauge: 1 for the state the circuit is in (breaker.state), 0 for the others
-//	breaker.open.time        counter, s: time spent open or forced open
-//
-// Use it with any MeterProvider:
-//
-//	l, err := otelmetrics.New(otel.GetMeterProvider())
-//	b, err := breaker.New[T]("db", breaker.Config{Listeners: []breaker.Listener{l}})
-//
-// A listener costs every call a trip through the breaker's lock; see the
-// breaker package's documentation.
 package otelmetrics
 
 import (
 	"context"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -41,166 +21,218 @@ var DefaultBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 
 // Option configures New.
 type Option func(*Listener)
 
+// WithDurations adds the breaker.call.duration histogram: the Listener
+// hears every admitted call's outcome and records how long it took. That
+// costs each call two clock reads and a histogram record, but never the
+// breaker's lock. Default off.
+func WithDurations() Option {
+	return func(l *Listener) { l.mask = durationEvents }
+}
+
 // WithBuckets sets the call duration histogram's bucket boundaries, in
-// seconds.
+// seconds. Default DefaultBuckets. It matters only with WithDurations.
 func WithBuckets(bounds ...float64) Option {
 	return func(l *Listener) { l.buckets = bounds }
 }
 
-// WithNow sets the clock that measures the time a circuit has been open so
-// far, when metrics are collected: give the breakers' Clock's Now if they
-// have one. By default time.Now.
-func WithNow(now func() time.Time) Option {
-	return func(l *Listener) { l.now = now }
-}
+// durationEvents are the events that carry a call's duration.
+var durationEvents = breaker.Mask(breaker.EventSuccess, breaker.EventFailure, breaker.EventIgnored)
 
-// Listener records breaker events as OpenTelemetry metrics. It is safe for
+// Listener reports the Metrics of the breakers it is attached to as
+// OpenTelemetry metrics, read when they are collected. It is safe for
 // concurrent use.
 type Listener struct {
-	buckets     []float64
-	now         func() time.Time
-	calls       metric.Int64Counter
-	slow        metric.Int64Counter
-	duration    metric.Float64Histogram
-	transitions metric.Int64Counter
-	registered  metric.Registration
+	mask     breaker.EventMask
+	buckets  []float64
+	circuits breaker.CircuitSet
 
-	mu       sync.Mutex
-	circuits map[string]*circuit
+	calls        metric.Int64ObservableCounter
+	slowCalls    metric.Int64ObservableCounter
+	opens        metric.Int64ObservableCounter
+	openTime     metric.Float64ObservableCounter
+	state        metric.Int64ObservableGauge
+	failureRate  metric.Float64ObservableGauge
+	slowCallRate metric.Float64ObservableGauge
+	windowCalls  metric.Int64ObservableGauge
+	registration metric.Registration
+
+	duration metric.Float64Histogram // nil without WithDurations
+	// recordOpts holds, by outcomeKey, the options that OnEvent passes
+	// Record: made once each, so that recording allocates nothing.
+	recordOpts sync.Map
 }
 
-// circuit is what the Listener keeps of one breaker.
-type circuit struct {
-	name      attribute.KeyValue
-	outcomes  map[breaker.EventKind]metric.MeasurementOption // attribute sets, made once
-	state     breaker.State
-	openSince time.Time
-	openTotal time.Duration
+// outcomeKey names a call outcome of a breaker.
+type outcomeKey struct {
+	name string
+	kind breaker.EventKind
 }
 
 // New returns a Listener whose instruments come from mp.
 func New(mp metric.MeterProvider, opts ...Option) (*Listener, error) {
-	l := &Listener{buckets: DefaultBuckets, now: time.Now, circuits: map[string]*circuit{}}
+	l := &Listener{buckets: DefaultBuckets}
 	for _, o := range opts {
 		o(l)
 	}
 	m := mp.Meter(ScopeName)
 	var err error
-	if l.calls, err = m.Int64Counter("breaker.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls through the circuit breaker, by outcome: success, failure, ignored or rejected.")); err != nil {
+	if l.calls, err = m.Int64ObservableCounter("breaker.calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls to the circuit breaker, by outcome: success, failure, ignored, rejected_open or rejected_half_open.")); err != nil {
 		return nil, err
 	}
-	if l.slow, err = m.Int64Counter("breaker.slow_calls", metric.WithUnit("{call}"),
+	if l.slowCalls, err = m.Int64ObservableCounter("breaker.slow_calls", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls that lasted at least the breaker's SlowCallDuration.")); err != nil {
 		return nil, err
 	}
-	if l.duration, err = m.Float64Histogram("breaker.call.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of the calls the breaker admitted, by outcome."),
-		metric.WithExplicitBucketBoundaries(l.buckets...)); err != nil {
+	if l.opens, err = m.Int64ObservableCounter("breaker.opens", metric.WithUnit("{open}"),
+		metric.WithDescription("Times the circuit opened, ForceOpen aside.")); err != nil {
 		return nil, err
 	}
-	if l.transitions, err = m.Int64Counter("breaker.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("State changes of the circuit.")); err != nil {
+	if l.openTime, err = m.Float64ObservableCounter("breaker.open.time", metric.WithUnit("s"),
+		metric.WithDescription("Time the circuit has spent open or forced open.")); err != nil {
 		return nil, err
 	}
-	state, err := m.Int64ObservableGauge("breaker.state",
-		metric.WithDescription("Current state of the circuit: 1 for the state it is in, 0 for the others."))
-	if err != nil {
+	if l.state, err = m.Int64ObservableGauge("breaker.state", metric.WithUnit("{breaker}"),
+		metric.WithDescription("Breakers in each state: 1 for the state a breaker is in, 0 for the others.")); err != nil {
 		return nil, err
 	}
-	open, err := m.Float64ObservableCounter("breaker.open.time", metric.WithUnit("s"),
-		metric.WithDescription("Time the circuit has spent open or forced open."))
-	if err != nil {
+	if l.failureRate, err = m.Float64ObservableGauge("breaker.failure_rate", metric.WithUnit("1"),
+		metric.WithDescription("Share of the calls in the breaker's window that failed.")); err != nil {
 		return nil, err
 	}
-	l.registered, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		l.observe(o, state, open)
-		return nil
-	}, state, open)
-	if err != nil {
+	if l.slowCallRate, err = m.Float64ObservableGauge("breaker.slow_call_rate", metric.WithUnit("1"),
+		metric.WithDescription("Share of the calls in the breaker's window that were slow.")); err != nil {
+		return nil, err
+	}
+	if l.windowCalls, err = m.Int64ObservableGauge("breaker.window.calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Recorded calls in the breaker's window.")); err != nil {
+		return nil, err
+	}
+	if l.mask != 0 {
+		if l.duration, err = m.Float64Histogram("breaker.call.duration", metric.WithUnit("s"),
+			metric.WithDescription("Duration of the calls the breaker admitted, by outcome."),
+			metric.WithExplicitBucketBoundaries(l.buckets...)); err != nil {
+			return nil, err
+		}
+	}
+	if l.registration, err = m.RegisterCallback(l.observe, l.calls, l.slowCalls, l.opens, l.openTime,
+		l.state, l.failureRate, l.slowCallRate, l.windowCalls); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// Close stops the Listener's observable instruments.
-func (l *Listener) Close() error { return l.registered.Unregister() }
+// Close stops the Listener's observations. The histogram of WithDurations
+// goes on recording.
+func (l *Listener) Close() error { return l.registration.Unregister() }
 
-var states = []breaker.State{breaker.StateClosed, breaker.StateOpen, breaker.StateHalfOpen, breaker.StateForcedOpen, breaker.StateDisabled}
+// Attach adds c to the breakers whose metrics l reports. New calls it for
+// every breaker that lists l in its Config.Listeners; it makes the Listener
+// a breaker.Attacher.
+func (l *Listener) Attach(c breaker.Circuit) { l.circuits.Add(c) }
 
-func isOpen(s breaker.State) bool { return s == breaker.StateOpen || s == breaker.StateForcedOpen }
+// EventMask returns the events l hears: none, or with WithDurations the
+// outcomes of admitted calls. It makes the Listener a
+// breaker.MaskedListener.
+func (l *Listener) EventMask() breaker.EventMask { return l.mask }
 
-// circuit returns what l keeps of the named breaker. It requires l.mu held.
-func (l *Listener) circuit(name string, initial breaker.State) *circuit {
-	c := l.circuits[name]
-	if c == nil {
-		c = &circuit{name: attribute.String("breaker.name", name), outcomes: map[breaker.EventKind]metric.MeasurementOption{}, state: initial}
-		l.circuits[name] = c
-	}
-	return c
-}
-
-// OnEvent records e. It makes the Listener a breaker.Listener.
+// OnEvent records the duration of a call, with WithDurations. It makes the
+// Listener a breaker.Listener.
 func (l *Listener) OnEvent(e breaker.Event) {
-	ctx := context.Background()
-	l.mu.Lock()
-	c := l.circuit(e.Breaker, e.From)
-	var attrs metric.MeasurementOption
-	if e.Kind != breaker.EventStateChange {
-		attrs = c.outcomes[e.Kind]
-		if attrs == nil {
-			outcome := e.Kind.String()
-			if e.Kind == breaker.EventRejected {
-				outcome = "rejected"
-			}
-			attrs = metric.WithAttributeSet(attribute.NewSet(c.name, attribute.String("breaker.outcome", outcome)))
-			c.outcomes[e.Kind] = attrs
-		}
-	} else {
-		if isOpen(c.state) && !c.openSince.IsZero() {
-			c.openTotal += e.Time.Sub(c.openSince)
-		}
-		c.state, c.openSince = e.To, time.Time{}
-		if isOpen(e.To) {
-			c.openSince = e.Time
-		}
+	if l.duration == nil || !durationEvents.Has(e.Kind) {
+		return
 	}
-	name := c.name
-	l.mu.Unlock()
-
-	switch e.Kind {
-	case breaker.EventSuccess, breaker.EventFailure, breaker.EventIgnored:
-		l.calls.Add(ctx, 1, attrs)
-		l.duration.Record(ctx, e.Duration.Seconds(), attrs)
-		if e.Slow {
-			l.slow.Add(ctx, 1, metric.WithAttributes(name))
-		}
-	case breaker.EventRejected:
-		l.calls.Add(ctx, 1, attrs)
-	case breaker.EventStateChange:
-		l.transitions.Add(ctx, 1, metric.WithAttributes(name,
-			attribute.String("breaker.from", e.From.String()), attribute.String("breaker.to", e.To.String())))
-	}
+	l.duration.Record(context.Background(), e.Duration.Seconds(), l.outcome(e.Breaker, e.Kind)...)
 }
 
-func (l *Listener) observe(o metric.Observer, state metric.Int64ObservableGauge, open metric.Float64ObservableCounter) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.circuits {
-		for _, s := range states {
-			v := int64(0)
-			if s == c.state {
-				v = 1
-			}
-			o.ObserveInt64(state, v, metric.WithAttributes(c.name, attribute.String("breaker.state", s.String())))
-		}
-		total := c.openTotal
-		if !c.openSince.IsZero() {
-			total += max(now.Sub(c.openSince), 0)
-		}
-		o.ObserveFloat64(open, total.Seconds(), metric.WithAttributes(c.name))
+// outcome returns the Record options of the calls of the named breaker
+// that end as kind.
+func (l *Listener) outcome(name string, kind breaker.EventKind) []metric.RecordOption {
+	k := outcomeKey{name, kind}
+	if v, ok := l.recordOpts.Load(k); ok {
+		return v.([]metric.RecordOption)
 	}
+	set := attribute.NewSet(attribute.String("breaker.name", name), attribute.String("breaker.outcome", kind.String()))
+	v, _ := l.recordOpts.LoadOrStore(k, []metric.RecordOption{metric.WithAttributeSet(set)})
+	return v.([]metric.RecordOption)
 }
 
-var _ breaker.Listener = (*Listener)(nil)
+// states are the states that breaker.state reports, by their value.
+var states = [...]breaker.State{breaker.StateClosed, breaker.StateOpen, breaker.StateHalfOpen, breaker.StateForcedOpen, breaker.StateDisabled}
+
+// total is the Metrics of the breakers of one name, added together.
+type total struct {
+	life                  breaker.Lifetime
+	states                [len(states)]int64
+	calls, failures, slow int
+}
+
+func (t *total) add(m breaker.Metrics) {
+	t.life.Successes += m.Lifetime.Successes
+	t.life.Failures += m.Lifetime.Failures
+	t.life.Ignored += m.Lifetime.Ignored
+	t.life.SlowCalls += m.Lifetime.SlowCalls
+	t.life.RefusedOpen += m.Lifetime.RefusedOpen
+	t.life.RefusedHalfOpen += m.Lifetime.RefusedHalfOpen
+	t.life.Opens += m.Lifetime.Opens
+	t.life.OpenTime += m.Lifetime.OpenTime
+	if int(m.State) < len(states) {
+		t.states[m.State]++
+	}
+	t.calls += m.Calls
+	t.failures += m.Failures
+	t.slow += m.SlowCalls
+}
+
+// observe is the Listener's callback: it reads every live breaker's
+// Metrics and observes those of each name together, since a callback may
+// observe an instrument only once per attribute set.
+func (l *Listener) observe(_ context.Context, o metric.Observer) error {
+	var names []string
+	totals := map[string]*total{}
+	for _, c := range l.circuits.Circuits() {
+		t := totals[c.Name()]
+		if t == nil {
+			t = new(total)
+			totals[c.Name()] = t
+			names = append(names, c.Name())
+		}
+		t.add(c.Metrics())
+	}
+	for _, name := range names {
+		t := totals[name]
+		n := attribute.String("breaker.name", name)
+		all := metric.WithAttributes(n)
+		by := func(key, value string) metric.ObserveOption {
+			return metric.WithAttributes(n, attribute.String(key, value))
+		}
+		o.ObserveInt64(l.calls, int64(t.life.Successes), by("breaker.outcome", "success"))
+		o.ObserveInt64(l.calls, int64(t.life.Failures), by("breaker.outcome", "failure"))
+		o.ObserveInt64(l.calls, int64(t.life.Ignored), by("breaker.outcome", "ignored"))
+		o.ObserveInt64(l.calls, int64(t.life.RefusedOpen), by("breaker.outcome", "rejected_open"))
+		o.ObserveInt64(l.calls, int64(t.life.RefusedHalfOpen), by("breaker.outcome", "rejected_half_open"))
+		o.ObserveInt64(l.slowCalls, int64(t.life.SlowCalls), all)
+		o.ObserveInt64(l.opens, int64(t.life.Opens), all)
+		o.ObserveFloat64(l.openTime, t.life.OpenTime.Seconds(), all)
+		for i, s := range states {
+			o.ObserveInt64(l.state, t.states[i], by("breaker.state", s.String()))
+		}
+		o.ObserveFloat64(l.failureRate, rate(t.failures, t.calls), all)
+		o.ObserveFloat64(l.slowCallRate, rate(t.slow, t.calls), all)
+		o.ObserveInt64(l.windowCalls, int64(t.calls), all)
+	}
+	return nil
+}
+
+// rate is part/whole, 0 with no calls, as breaker.Metrics has it.
+func rate(part, whole int) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
+
+var (
+	_ breaker.MaskedListener = (*Listener)(nil)
+	_ breaker.Attacher       = (*Listener)(nil)
+)
