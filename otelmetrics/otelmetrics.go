@@ -58,7 +58,9 @@ type Listener struct {
 
 	duration metric.Float64Histogram // nil without WithDurations
 	// recordOpts holds, by outcomeKey, the options that OnEvent passes
-	// Record: made once each, so that recording allocates nothing.
+	// Record: made once each, so that recording allocates nothing. Each
+	// collection drops those of names no live breaker has, so that the
+	// cache does not grow with every name ever seen.
 	recordOpts sync.Map
 }
 
@@ -199,6 +201,12 @@ func (l *Listener) observe(_ context.Context, o metric.Observer) error {
 		}
 		t.add(c.Metrics())
 	}
+	l.recordOpts.Range(func(k, _ any) bool {
+		if totals[k.(outcomeKey).name] == nil {
+			l.recordOpts.Delete(k)
+		}
+		return true
+	})
 	for _, name := range names {
 		t := totals[name]
 		n := attribute.String("breaker.name", name)

@@ -3,6 +3,7 @@ package otelmetrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -516,4 +517,23 @@ func BenchmarkExecute(b *testing.B) {
 			})
 		})
 	}
+}
+
+func TestDurationCacheForgetsDroppedBreakers(t *testing.T) {
+	l, reader := newListener(t, otelmetrics.WithDurations())
+	kept := newBreaker(t, "kept", breaker.Config{Listeners: []breaker.Listener{l}})
+	kept.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	func() {
+		for i := range 50 {
+			b := newBreaker(t, fmt.Sprintf("dropped-%d", i), breaker.Config{Listeners: []breaker.Listener{l}})
+			b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+		}
+	}()
+	require.Equal(t, 51, otelmetrics.CachedOutcomes(l))
+	for i := 0; i < 10 && otelmetrics.CachedOutcomes(l) > 1; i++ {
+		runtime.GC()
+		collect(t, reader)
+	}
+	assert.Equal(t, 1, otelmetrics.CachedOutcomes(l), "only the live breaker's outcome stays cached")
+	runtime.KeepAlive(kept)
 }

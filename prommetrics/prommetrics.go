@@ -39,8 +39,10 @@ package prommetrics
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/seed18491788/breaker"
 )
@@ -53,8 +55,8 @@ type Opts struct {
 	// Durations adds the breaker_call_duration_seconds histogram. It makes
 	// the Collector hear each admitted call, which then costs two clock
 	// reads and a histogram update (but never a trip through the breaker's
-	// lock). Unlike the other metrics, the histogram keeps a breaker's
-	// series after the breaker is gone. Default off.
+	// lock). A name's histogram series go once no live breaker has had
+	// that name for two scrapes in a row. Default off.
 	Durations bool
 	// Buckets are the duration histogram's buckets, in seconds. Default
 	// prometheus.DefBuckets.
@@ -67,6 +69,9 @@ type Collector struct {
 	circuits breaker.CircuitSet
 	mask     breaker.EventMask
 	duration *prometheus.HistogramVec // nil unless Opts.Durations
+
+	mu    sync.Mutex      // one collection of durations at a time
+	stale map[string]bool // names with durations but no live breaker at the last scrape
 
 	state, calls, slow, opens, openTime *prometheus.Desc
 	failureRate, slowRate, windowCalls  *prometheus.Desc
@@ -187,8 +192,46 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.send(ch, name, sums[name])
 	}
 	if c.duration != nil {
-		c.duration.Collect(ch)
+		c.collectDurations(ch, sums)
 	}
+}
+
+// collectDurations sends the duration histograms of the names in live, and
+// of the names that were live at the last scrape; it deletes the others,
+// so that the histogram does not grow with every name ever seen.
+func (c *Collector) collectDurations(ch chan<- prometheus.Metric, live map[string]*sum) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	series := make(chan prometheus.Metric, 64)
+	go func() {
+		c.duration.Collect(series)
+		close(series)
+	}()
+	stale := map[string]bool{}
+	var gone []string
+	for m := range series {
+		var pb dto.Metric
+		name := ""
+		if m.Write(&pb) == nil {
+			for _, l := range pb.GetLabel() {
+				if l.GetName() == "breaker" {
+					name = l.GetValue()
+				}
+			}
+		}
+		if live[name] == nil {
+			if c.stale[name] {
+				gone = append(gone, name)
+				continue
+			}
+			stale[name] = true
+		}
+		ch <- m
+	}
+	for _, name := range gone {
+		c.duration.DeletePartialMatch(prometheus.Labels{"breaker": name})
+	}
+	c.stale = stale
 }
 
 // send sends the metrics of the breakers named name.

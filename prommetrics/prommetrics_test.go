@@ -296,6 +296,30 @@ func TestCollectorForgetsDroppedBreakers(t *testing.T) {
 	compare(t, m, `breaker_window_calls{breaker="kept"} 0`, "breaker_window_calls")
 }
 
+func TestCollectorForgetsDurationsOfDroppedBreakers(t *testing.T) {
+	clk := clock.NewMock()
+	m := prommetrics.New(prommetrics.Opts{Durations: true, Buckets: []float64{1}})
+	kept := newBreaker(t, "kept", config(clk, m))
+	require.NoError(t, call(kept, clk, 0, nil))
+	func() {
+		b, err := breaker.New[int]("dropped", config(clk, m))
+		require.NoError(t, err)
+		require.NoError(t, call(b, clk, 0, nil))
+	}()
+	histograms := func() int { return testutil.CollectAndCount(m, "breaker_call_duration_seconds") }
+	require.Equal(t, 2, histograms())
+	for i := 0; i < 10 && testutil.CollectAndCount(m, "breaker_window_calls") > 1; i++ {
+		runtime.GC()
+	}
+	require.Equal(t, 1, testutil.CollectAndCount(m, "breaker_window_calls"), "the dropped breaker is gone")
+	// The scrape that first finds the name gone still reports its
+	// durations; the next one drops them.
+	histograms()
+	assert.Equal(t, 1, histograms(), "only the live breaker keeps a histogram")
+	require.NoError(t, call(kept, clk, 0, nil))
+	assert.Equal(t, 1, histograms())
+}
+
 func TestCollectorDurations(t *testing.T) {
 	clk := clock.NewMock()
 	assert.Zero(t, prommetrics.New(prommetrics.Opts{}).EventMask(), "without Durations the Collector hears nothing")

@@ -66,10 +66,7 @@ func (systemClock) Now() time.Time { return time.Now() }
 func newRegistry(out io.Writer, clk breaker.Clock) (*breaker.Registry, error) {
 	start := clk.Now()
 	var reg *breaker.Registry
-	show := breaker.ListenerFunc(func(e breaker.Event) {
-		if e.Kind != breaker.EventStateChange {
-			return
-		}
+	show := breaker.ListenerFor(breaker.Mask(breaker.EventStateChange), func(e breaker.Event) {
 		c, _ := reg.Circuit(e.Breaker)
 		m := c.Metrics()
 		detail := ""
