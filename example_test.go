@@ -117,8 +117,9 @@ func ExampleConfig() {
 	// open: 3 calls, 2 slow (67%)
 }
 
-// Listeners see every outcome, rejection and state change, in order, on the
-// caller's goroutine once the breaker's lock is released.
+// A ListenerFunc hears every outcome, rejection and state change, outside
+// the breaker's lock: each call delivers its own event, so a listener of
+// calls must be safe for concurrent use.
 func ExampleListenerFunc() {
 	log := breaker.ListenerFunc(func(e breaker.Event) {
 		switch e.Kind {
@@ -144,6 +145,45 @@ func ExampleListenerFunc() {
 	// ledger: closed -> open
 	// ledger: rejected breaker "ledger": circuit open
 	// ledger: open -> closed
+}
+
+// A listener that wants state changes only, such as one that alerts,
+// costs the calls nothing: no event is made for them.
+func ExampleListenerFor() {
+	alert := breaker.ListenerFor(breaker.Mask(breaker.EventStateChange), func(e breaker.Event) {
+		fmt.Printf("ALERT %s: %v -> %v\n", e.Breaker, e.From, e.To)
+	})
+	b, err := breaker.New[int]("ledger", breaker.Config{WindowSize: 1, Clock: clock.NewMock(), Listeners: []breaker.Listener{alert}})
+	if err != nil {
+		panic(err)
+	}
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errors.New("timeout") })
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	fmt.Println("refused so far:", b.Metrics().Lifetime.RefusedOpen)
+	// Output:
+	// ALERT ledger: closed -> open
+	// refused so far: 1
+}
+
+// Lifetime counts grow from New on, Reset or not, so a metrics system can
+// read them as counters whenever it collects.
+func ExampleLifetime() {
+	clk := clock.NewMock()
+	b, err := breaker.New[int]("search", breaker.Config{WindowSize: 2, OpenTimeout: 10 * time.Second, Clock: clk})
+	if err != nil {
+		panic(err)
+	}
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errors.New("timeout") })
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	clk.Add(4 * time.Second)
+	b.Reset()
+	l := b.Metrics().Lifetime
+	fmt.Printf("%d successes, %d failures, %d refused, %d opens, %v open\n",
+		l.Successes, l.Failures, l.Refused(), l.Opens, l.OpenTime)
+	// Output:
+	// 1 successes, 1 failures, 1 refused, 1 opens, 4s open
 }
 
 // Retries belong inside the breaker, so that one exhausted round of retries
