@@ -431,13 +431,13 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	}
 	now = c.known(now)
 	c.allowStripes(now)
-	later := c.pending()
+	later, produced := c.pending(), c.takeFresh()
 	c.mu.Unlock()
 	c.tell(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow, Time: c.at(now)})
 	if later { // the state events this call caused come after its own
 		c.mu.Lock()
 		if c.pending() {
-			c.deliver()
+			c.deliverAs(produced)
 		} else {
 			c.mu.Unlock()
 		}

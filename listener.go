@@ -263,6 +263,7 @@ type feed struct {
 	delivered uint64 // events ever delivered
 	busy      bool   // a goroutine is delivering
 	handoff   bool   // the deliverer has done its share: the next caller takes over
+	fresh     bool   // events were queued in the current hold of mu
 	wanted    uint64 // the most that a waiting goroutine needs delivered
 	waiters   int
 	cond      sync.Cond
@@ -283,6 +284,7 @@ func (c *core) emit(e Event, now time.Duration) {
 	}
 	f.queue = append(f.queue, e)
 	f.queued++
+	f.fresh = true
 }
 
 // pending reports whether state events wait for delivery. It requires mu
@@ -293,12 +295,28 @@ func (c *core) pending() bool { return c.feed != nil && c.feed.delivered < c.fee
 // if no other is delivering, else by that one. It requires mu held and
 // releases it.
 //
-// A goroutine that is not running a listener waits for the deliverer when
-// more than maxPending events are pending, or when the deliverer has
-// delivered its share and asks to be relieved; the first waiter to find the
-// feed free delivers next. A goroutine running a listener never waits
-// (it may be the deliverer itself): the deliverer delivers its events.
-func (c *core) deliver() {
+// A goroutine that queued events, and is not running a listener, waits for
+// the deliverer when more than maxPending events are pending, or when the
+// deliverer has delivered its share and asks to be relieved; the first
+// waiter to find the feed free delivers next. A goroutine running a
+// listener never waits (it may be the deliverer itself): the deliverer
+// delivers its events. Nor does one that queued none, such as a reader of
+// Metrics: it only delivers if nobody is.
+func (c *core) deliver() { c.deliverAs(c.takeFresh()) }
+
+// takeFresh reports whether the current hold of mu queued events, and
+// forgets it. It requires mu held.
+func (c *core) takeFresh() bool {
+	if c.feed == nil {
+		return false
+	}
+	fresh := c.feed.fresh
+	c.feed.fresh = false
+	return fresh
+}
+
+// deliverAs is deliver for a goroutine that queued events, or not.
+func (c *core) deliverAs(produced bool) {
 	f := c.feed
 	mine := f.queued
 	checked, nested := false, false
@@ -308,7 +326,7 @@ func (c *core) deliver() {
 			c.run(mine)
 			continue
 		}
-		if !f.handoff && f.queued-f.delivered <= maxPending {
+		if !produced || !f.handoff && f.queued-f.delivered <= maxPending {
 			break // the deliverer delivers them
 		}
 		if !checked {
