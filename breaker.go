@@ -142,22 +142,22 @@ type core struct {
 	stripeUntil atomic.Int64
 
 	// counts holds the successes waiting for the window (tagged with
-	// their generation) and the refusals. Its base cell, a cache line
-	// written by calls only while they do not contend, also keeps mu off
-	// the lines above.
+	// their generation) and the refusals. Its base cell, written by calls
+	// only while they do not contend, spans 64 bytes and so keeps mu off
+	// the line of the fields above it.
 	counts striped
 
 	mu             sync.Mutex
 	state          State
+	fleetDenied    bool   // the peer refused a trial in this half-open period
 	gen            uint64 // changes with every setState
 	since          time.Duration
 	win            window
 	stripeAt       time.Duration // where successes from the stripes go in a time window
 	consecutive    int
-	reopens        int  // reopenings since the circuit last closed
-	trials         int  // trial calls admitted in this half-open period
-	trialSuccesses int  // and those that succeeded
-	fleetDenied    bool // the peer refused a trial in this half-open period
+	reopens        int // reopenings since the circuit last closed
+	trials         int // trial calls admitted in this half-open period
+	trialSuccesses int // and those that succeeded
 	totals         Totals
 	life           totals
 	history        *[historyLen]change // the latest state changes, a ring; nil before the first
@@ -178,7 +178,9 @@ func (c *core) init(name string, cfg Config) error {
 		return err
 	}
 	c.name, c.cfg, c.clock = name, cfg, cfg.Clock
-	c.subs, c.wants = subscribe(cfg.Listeners)
+	if c.subs, c.wants, err = subscribe(cfg.Listeners); err != nil {
+		return err
+	}
 	c.slowOn = cfg.SlowCallDuration > 0
 	c.timed = cfg.Window == TimeWindow
 	c.stamp = c.slowOn || c.wants&(CallEvents&^Mask(EventRejected)) != 0
@@ -294,14 +296,38 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 	}
 	t := ticket{gen: c.gen, start: now}
 	peer := c.peer
+	if trial { // until the caller has the ticket, the place is ours to give back
+		handed := false
+		defer func() {
+			if !handed {
+				c.giveBack(t)
+			}
+		}()
+		c.unlock(now) // delivers state events: a listener may end the goroutine
+		if peer != nil && !peer.Permit() {
+			handed = true
+			return c.denied(t)
+		}
+		handed = true
+		return t, nil
+	}
 	c.unlock(now)
 	if err != nil && c.wants.Has(EventRejected) {
 		c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
 	}
-	if trial && peer != nil && !peer.Permit() {
-		return c.denied(t)
-	}
 	return t, err
+}
+
+// giveBack returns the half-open place that t took, for a trial that never
+// reached its caller (a listener or the peer panicked, or ended the
+// goroutine, on the way).
+func (c *core) giveBack(t ticket) {
+	c.lock()
+	if t.gen == c.gen && c.state == StateHalfOpen {
+		c.trials--
+		c.markTrials()
+	}
+	c.unlock(unknownTime)
 }
 
 // markTrials flags the state word while the half-open period admits no
@@ -422,6 +448,7 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	}
 	c.lock()
 	c.life.count(kind, isSlow)
+	before := c.queued()
 	if t.gen == c.gen {
 		c.recordResult(kind, isSlow, now)
 	}
@@ -430,18 +457,15 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 		return
 	}
 	now = c.known(now)
-	c.allowStripes(now)
-	later, produced := c.pending(), c.takeFresh()
-	c.mu.Unlock()
-	c.tell(Event{Kind: kind, Err: err, Duration: d, Slow: isSlow, Time: c.at(now)})
-	if later { // the state events this call caused come after its own
-		c.mu.Lock()
-		if c.pending() {
-			c.deliverAs(produced)
-		} else {
-			c.mu.Unlock()
-		}
+	e := Event{Kind: kind, Err: err, Duration: d, Slow: isSlow, Time: c.at(now)}
+	if c.queued() > before { // the call caused state events: its own goes first, in the feed
+		c.queueBefore(e, before)
+		c.unlock(now)
+		return
 	}
+	c.allowStripes(now)
+	c.mu.Unlock()
+	c.tell(e)
 }
 
 // stripeSuccess counts a success of generation gen, neither slow nor a
@@ -528,18 +552,31 @@ func (c *core) currentState() State {
 	c.lock()
 	c.tick(now)
 	s = c.state
-	c.unlock(now)
+	c.unlockRead(now)
 	return s
 }
 
 func (c *core) metrics() Metrics {
-	now := c.elapsed()
 	c.lock()
+	now := c.elapsed() // under mu: no state change can be stamped later
 	c.tick(now)
 	m := c.snapshot(now)
-	c.unlock(now)
-	m.Lifetime = c.lifetime(now)
+	c.unlockRead(now)
+	m.Lifetime = c.lifetime()
 	return m
+}
+
+// unlockRead is unlock for a goroutine that only reads the breaker: it
+// delivers the state events its reading caused (an open circuit found
+// half-open) if nobody is delivering, but never waits for the listeners.
+func (c *core) unlockRead(now time.Duration) {
+	c.allowStripes(now)
+	if c.pending() {
+		c.takeFresh()
+		c.deliverAs(false)
+		return
+	}
+	c.mu.Unlock()
 }
 
 // snapshot returns the Metrics at now, Lifetime aside. It requires mu held.

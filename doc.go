@@ -16,8 +16,9 @@
 // The breaker starts no goroutines and no timers: the move from open to
 // half-open is a comparison with the Clock, made when the breaker is next
 // used. Metrics reports the window and, in Lifetime, counts since New that
-// calls keep anyway, read without the lock: metrics systems read them when
-// they collect (see Attacher and CircuitSet) instead of hearing every call.
+// calls keep anyway and that are read without the lock: metrics systems
+// read them when they collect (see Attacher and CircuitSet) instead of
+// hearing every call.
 // Listeners receive outcomes, rejections and state changes, each call
 // delivering its own event; a MaskedListener hears only the kinds it wants,
 // and a listener of state changes alone costs calls nothing. A Registry

@@ -85,6 +85,9 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
+	if err, ok := e.Value.(error); ok {
+		return fmt.Sprintf("breaker: %s: %v; want %s", e.Field, err, e.Allowed)
+	}
 	if e.Value == nil {
 		return fmt.Sprintf("breaker: %s is nil; want %s", e.Field, e.Allowed)
 	}

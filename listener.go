@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
-	"sync"
+	"slices"
 	"time"
 )
 
@@ -125,9 +125,10 @@ type MaskedListener interface {
 
 // Attacher is a Listener that wants to know the breakers it is attached to,
 // for example to read their Metrics when it is scraped rather than hear
-// every call. New calls Attach once for each breaker that has it among its
-// Listeners, before New returns. CircuitSet keeps such breakers without
-// keeping them alive.
+// every call. New calls Attach with the breaker it makes, before it
+// returns, once for each time the Attacher is among the Listeners; a panic
+// in Attach is recovered and logged. CircuitSet keeps such breakers, once
+// each, without keeping them alive.
 type Attacher interface {
 	Listener
 	Attach(Circuit)
@@ -158,19 +159,29 @@ type subscriber struct {
 }
 
 // subscribe returns the listeners with their masks, and the kinds that any
-// of them wants.
-func subscribe(ls []Listener) ([]subscriber, EventMask) {
-	var subs []subscriber
-	var wants EventMask
-	for _, l := range ls {
+// of them wants. An EventMask that panics makes a *ConfigError.
+func subscribe(ls []Listener) (subs []subscriber, wants EventMask, err error) {
+	for i, l := range ls {
 		m := AllEvents
 		if ml, ok := l.(MaskedListener); ok {
-			m = ml.EventMask() & AllEvents
+			if m, err = eventMask(ml); err != nil {
+				return nil, 0, &ConfigError{Field: fmt.Sprintf("Listeners[%d]", i), Value: err, Allowed: "a listener whose EventMask returns"}
+			}
 		}
 		subs = append(subs, subscriber{l, m})
 		wants |= m
 	}
-	return subs, wants
+	return subs, wants, nil
+}
+
+// eventMask returns l's EventMask, or the panic it raised as an error.
+func eventMask(l MaskedListener) (m EventMask, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("EventMask panicked: %v", r)
+		}
+	}()
+	return l.EventMask() & AllEvents, nil
 }
 
 // attach tells the Attachers among the listeners of c that they hear from
@@ -251,6 +262,10 @@ const (
 	maxShare = 64
 	// feedBatch is how many events a deliverer takes at a time.
 	feedBatch = 8
+	// maxFeedWait bounds a call's wait for the listeners. Past it the call
+	// leaves its events to the deliverer and returns, so that a listener
+	// that waits for a caller of the breaker cannot deadlock with it.
+	maxFeedWait = 100 * time.Millisecond
 )
 
 // feed holds a breaker's state events until they are delivered, and says
@@ -264,9 +279,8 @@ type feed struct {
 	busy      bool   // a goroutine is delivering
 	handoff   bool   // the deliverer has done its share: the next caller takes over
 	fresh     bool   // events were queued in the current hold of mu
-	wanted    uint64 // the most that a waiting goroutine needs delivered
 	waiters   int
-	cond      sync.Cond
+	wake      chan struct{} // closed to wake the waiters; nil while none wait
 }
 
 // emit queues e, a state event that happened at now, for the listeners
@@ -279,12 +293,31 @@ func (c *core) emit(e Event, now time.Duration) {
 	f := c.feed
 	if f == nil {
 		f = &feed{}
-		f.cond.L = &c.mu
 		c.feed = f
 	}
 	f.queue = append(f.queue, e)
 	f.queued++
 	f.fresh = true
+}
+
+// queued returns how many state events were ever queued. It requires mu
+// held.
+func (c *core) queued() uint64 {
+	if c.feed == nil {
+		return 0
+	}
+	return c.feed.queued
+}
+
+// queueBefore queues e, the event of the call holding mu, ahead of the
+// state events it caused, those queued since the feed had queued since,
+// so that every listener hears the call before what it led to. It requires
+// mu held.
+func (c *core) queueBefore(e Event, since uint64) {
+	f := c.feed
+	e.Breaker = c.name
+	f.queue = slices.Insert(f.queue, len(f.queue)-int(f.queued-since), e)
+	f.queued++
 }
 
 // pending reports whether state events wait for delivery. It requires mu
@@ -297,11 +330,11 @@ func (c *core) pending() bool { return c.feed != nil && c.feed.delivered < c.fee
 //
 // A goroutine that queued events, and is not running a listener, waits for
 // the deliverer when more than maxPending events are pending, or when the
-// deliverer has delivered its share and asks to be relieved; the first
-// waiter to find the feed free delivers next. A goroutine running a
-// listener never waits (it may be the deliverer itself): the deliverer
-// delivers its events. Nor does one that queued none, such as a reader of
-// Metrics: it only delivers if nobody is.
+// deliverer has delivered its share and asks to be relieved; it waits
+// until its events are delivered, it finds the feed free (and delivers
+// next), or maxFeedWait has passed. A goroutine running a listener never
+// waits (it may be the deliverer itself): the deliverer delivers its
+// events. Nor does one that queued none, such as a reader of Metrics.
 func (c *core) deliver() { c.deliverAs(c.takeFresh()) }
 
 // takeFresh reports whether the current hold of mu queued events, and
@@ -319,83 +352,137 @@ func (c *core) takeFresh() bool {
 func (c *core) deliverAs(produced bool) {
 	f := c.feed
 	mine := f.queued
-	checked, nested := false, false
-	for f.delivered < mine {
-		if !f.busy {
+	checked, nested, waited := false, false, false
+	var deadline time.Time
+	for f.delivered < f.queued {
+		if !f.busy { // free: whoever finds it so with events pending delivers
 			f.busy = true
 			c.run(mine)
-			continue
-		}
-		if !produced || !f.handoff && f.queued-f.delivered <= maxPending {
-			break // the deliverer delivers them
-		}
-		if !checked {
-			c.mu.Unlock()
-			nested = inListener()
-			c.mu.Lock()
-			checked = true
-			continue
-		}
-		if nested {
 			break
 		}
-		f.wanted = max(f.wanted, mine)
-		f.waiters++
-		f.cond.Wait()
-		f.waiters--
+		if f.delivered >= mine {
+			break // ours are out
+		}
+		if !waited {
+			if !produced || !f.handoff && f.queued-f.delivered <= maxPending {
+				break // the deliverer delivers them
+			}
+			if !checked {
+				c.mu.Unlock()
+				nested = inListener()
+				c.mu.Lock()
+				checked = true
+				continue
+			}
+			if nested {
+				break
+			}
+			deadline = time.Now().Add(maxFeedWait)
+		} else if !time.Now().Before(deadline) {
+			break // the listeners are stuck: leave ours to the deliverer
+		}
+		waited = true
+		c.waitFeed(deadline)
 	}
 	c.mu.Unlock()
 }
 
+// waitFeed waits until the deliverer wakes the waiters or deadline comes.
+// It requires mu held, and releases it while it waits.
+func (c *core) waitFeed(deadline time.Time) {
+	f := c.feed
+	if f.wake == nil {
+		f.wake = make(chan struct{})
+	}
+	wake := f.wake
+	f.waiters++
+	c.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	select {
+	case <-wake:
+	case <-t.C:
+	}
+	t.Stop()
+	c.mu.Lock()
+	f.waiters--
+}
+
+// wakeWaiters wakes the goroutines waiting for the feed. It requires mu
+// held.
+func (f *feed) wakeWaiters() {
+	if f.wake != nil {
+		close(f.wake)
+		f.wake = nil
+	}
+}
+
+// take removes up to len(batch) events from the head of the queue into
+// batch and returns how many. It requires mu held.
+func (f *feed) take(batch []Event) int {
+	n := copy(batch, f.queue[f.head:])
+	clear(f.queue[f.head : f.head+n]) // drop the references the events hold
+	f.head += n
+	switch {
+	case f.head == len(f.queue) && cap(f.queue) > 4*maxPending:
+		f.queue, f.head = nil, 0 // let a burst's memory go
+	case f.head == len(f.queue):
+		f.queue, f.head = f.queue[:0], 0
+	case f.head >= len(f.queue)/2: // keep the queue from creeping along its array
+		k := copy(f.queue, f.queue[f.head:])
+		clear(f.queue[k:])
+		f.queue, f.head = f.queue[:k], 0
+	}
+	return n
+}
+
 // run delivers the feed in order: at least up to mine, then on while no
-// waiting goroutine needs more, asking for relief after maxShare more. It
+// goroutine waits to take over, asking for relief after maxShare more. It
 // requires mu held and f.busy set by the caller; it returns with mu held
-// and f.busy clear, even if a listener ends the goroutine.
+// and f.busy clear.
+//
+// If a listener ends the goroutine (runtime.Goexit, as t.FailNow does),
+// the event it was hearing counts as delivered, the rest of the batch goes
+// back to the head of the queue, and the goroutine delivers on while it
+// ends, so that no event is left without a deliverer.
 func (c *core) run(mine uint64) {
 	f := c.feed
-	inFlight := -1 // events taken for delivery with mu released; -1 while mu is held
+	var batch [feedBatch]Event
+	n, at := 0, -1 // at: the event being delivered with mu released; -1 while mu is held
 	defer func() {
-		if inFlight >= 0 { // runtime.Goexit in a listener: the rest of the batch is lost
-			c.mu.Lock()
-			f.delivered += uint64(inFlight)
+		if at < 0 {
+			f.busy, f.handoff = false, false
+			f.wakeWaiters()
+			return
 		}
-		f.busy, f.handoff = false, false
-		if f.waiters > 0 {
-			f.cond.Broadcast()
-		}
-		if inFlight >= 0 {
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		f.queue = slices.Insert(f.queue[f.head:], 0, batch[at+1:n]...)
+		f.head = 0
+		f.delivered += uint64(at + 1)
+		c.run(mine)
+		c.mu.Unlock()
 	}()
 	for f.delivered < f.queued {
 		if f.delivered >= mine {
-			if f.wanted > f.delivered {
+			if f.waiters > 0 {
 				break // a waiter takes over
 			}
 			if f.delivered-mine >= maxShare {
 				f.handoff = true
 			}
 		}
-		var batch [feedBatch]Event
-		n := copy(batch[:], f.queue[f.head:])
-		clear(f.queue[f.head : f.head+n]) // drop the references the events hold
-		if f.head += n; f.head == len(f.queue) {
-			f.queue, f.head = f.queue[:0], 0
-		}
-		inFlight = n
+		n = f.take(batch[:])
 		c.mu.Unlock()
-		for i := range batch[:n] {
+		for at = 0; at < n; at++ {
 			for j := range c.subs {
-				if c.subs[j].mask.Has(batch[i].Kind) {
-					notify(c.subs[j].l, &batch[i])
+				if c.subs[j].mask.Has(batch[at].Kind) {
+					notify(c.subs[j].l, &batch[at])
 				}
 			}
 		}
 		c.mu.Lock()
-		inFlight = -1
+		at = -1
 		f.delivered += uint64(n)
-		if f.waiters > 0 {
-			f.cond.Broadcast()
-		}
+		clear(batch[:n])
+		f.wakeWaiters()
 	}
 }

@@ -429,3 +429,115 @@ func TestListenerGoexit(t *testing.T) {
 	_, err = b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errors.New("still works") })
 	assert.EqualError(t, err, "still works")
 }
+
+// TestCallEventComesBeforeTheTripItCaused holds the failure that trips
+// the breaker in a listener while another goroutine reads the breaker:
+// every listener still hears the failure before the state change.
+func TestCallEventComesBeforeTheTripItCaused(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	first := breaker.ListenerFor(breaker.Mask(breaker.EventFailure), func(breaker.Event) {
+		once.Do(func() { close(entered); <-release })
+	})
+	all := &recorder{}
+	b, err := breaker.New[int]("dep", breaker.Config{ConsecutiveFailures: 1, Clock: clock.NewMock(), Listeners: []breaker.Listener{first, all}})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+	}()
+	<-entered
+	b.Metrics() // a holder of the lock while the trip waits behind the failure
+	close(release)
+	<-done
+	assert.Equal(t, []string{"failure", "closed->open"}, all.log())
+}
+
+// TestGoexitWhileMovingToHalfOpen ends the goroutine of the call that
+// moves the breaker to half-open, in a listener of that change: the trial
+// place it took must go back, or the breaker would refuse for ever.
+func TestGoexitWhileMovingToHalfOpen(t *testing.T) {
+	l := breaker.ListenerFor(breaker.StateEvents, func(e breaker.Event) {
+		if e.To == breaker.StateHalfOpen {
+			runtime.Goexit()
+		}
+	})
+	h := newHarness(t, breaker.Config{WindowSize: 1, OpenTimeout: time.Second, Listeners: []breaker.Listener{l}})
+	h.trip(t)
+	h.clk.Add(time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.do('S')
+	}()
+	<-done
+	assert.Zero(t, h.Metrics().HalfOpenCalls, "the place went back")
+	assert.NoError(t, h.do('S'))
+	assert.Equal(t, breaker.StateClosed, h.State())
+}
+
+type panickyMask struct{}
+
+func (panickyMask) OnEvent(breaker.Event)        {}
+func (panickyMask) EventMask() breaker.EventMask { panic("mask bug") }
+
+func TestPanickingEventMask(t *testing.T) {
+	var b *breaker.Breaker[int]
+	var err error
+	require.NotPanics(t, func() {
+		b, err = breaker.New[int]("dep", breaker.Config{Listeners: []breaker.Listener{breaker.ListenerFunc(func(breaker.Event) {}), panickyMask{}}})
+	})
+	assert.Nil(t, b)
+	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
+	assert.EqualError(t, err, "breaker: Listeners[1]: EventMask panicked: mask bug; want a listener whose EventMask returns")
+}
+
+// TestLifetimeNeverGoesDown reads the lifetime counts while calls, trips,
+// probes and manual controls race on the system clock: no count, open time
+// included, may ever read less than before, and a refused call's RetryAfter
+// never exceeds the open timeout.
+func TestLifetimeNeverGoesDown(t *testing.T) {
+	b, err := breaker.New[int]("dep", breaker.Config{WindowSize: 4, MinimumCalls: 2, OpenTimeout: 50 * time.Microsecond})
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := error(nil)
+				if (g+i)%3 == 0 {
+					err = errBoom
+				}
+				b.Execute(context.Background(), func(context.Context) (int, error) { return 0, err })
+				if g == 0 && i%50 == 0 {
+					b.ForceOpen()
+					b.Reset()
+				}
+			}
+		}()
+	}
+	var last breaker.Lifetime
+	for range 20000 {
+		m := b.Metrics()
+		l := m.Lifetime
+		require.LessOrEqual(t, m.RetryAfter, 50*time.Microsecond)
+		require.GreaterOrEqual(t, l.Successes, last.Successes)
+		require.GreaterOrEqual(t, l.Failures, last.Failures)
+		require.GreaterOrEqual(t, l.Refused(), last.Refused())
+		require.GreaterOrEqual(t, l.Opens, last.Opens)
+		require.GreaterOrEqual(t, l.OpenTime, last.OpenTime)
+		last = l
+	}
+	close(stop)
+	wg.Wait()
+	assert.Positive(t, last.Opens)
+	assert.Positive(t, last.OpenTime)
+}

@@ -9,7 +9,8 @@ import (
 	"weak"
 )
 
-// Metrics is a snapshot of a breaker.
+// Metrics is a snapshot of a breaker. Its window figures are read under the
+// breaker's lock, its Lifetime counts without it.
 type Metrics struct {
 	State State
 	Since time.Time // when the current state began
@@ -76,6 +77,10 @@ type totals struct {
 	// one store: outside an open period, total<<1; inside one that began at
 	// since, (total-since)<<1 | 1, to which a reader adds the time now.
 	openTime atomic.Int64
+	// openSeen is the most open time a reader has reported: readers never
+	// report less, though a period may close with a time read before the
+	// reading.
+	openSeen atomic.Int64
 }
 
 // count adds an outcome to the lifetime counts. It requires mu held.
@@ -111,8 +116,8 @@ func (c *core) moveOpenTime(from, to State, now time.Duration) {
 
 func isOpen(s State) bool { return s == StateOpen || s == StateForcedOpen }
 
-// lifetime reads the lifetime counts, as of now, without the lock.
-func (c *core) lifetime(now time.Duration) Lifetime {
+// lifetime reads the lifetime counts without the lock.
+func (c *core) lifetime() Lifetime {
 	t := &c.life
 	var successes uint64
 	for i := 0; ; i++ {
@@ -139,7 +144,17 @@ func (c *core) lifetime(now time.Duration) Lifetime {
 		OpenTime:        time.Duration(open >> 1),
 	}
 	if open&1 == 1 {
-		l.OpenTime = max(l.OpenTime+now, 0)
+		l.OpenTime += c.elapsed() // read after the period's start, so never before it
+	}
+	for {
+		seen := t.openSeen.Load()
+		if int64(l.OpenTime) <= seen {
+			l.OpenTime = time.Duration(seen)
+			break
+		}
+		if t.openSeen.CompareAndSwap(seen, int64(l.OpenTime)) {
+			break
+		}
 	}
 	return l
 }

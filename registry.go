@@ -149,11 +149,11 @@ func (b *Breaker[T]) status() Status { return b.c.status() }
 
 // status returns the breaker's Status, read under one hold of mu.
 func (c *core) status() Status {
-	now := c.elapsed()
 	c.lock()
+	now := c.elapsed()
 	c.tick(now)
 	s := Status{Name: c.name, Metrics: c.snapshot(now), History: c.transitions()}
-	c.unlock(now)
-	s.Lifetime = c.lifetime(now)
+	c.unlockRead(now)
+	s.Lifetime = c.lifetime()
 	return s
 }

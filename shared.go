@@ -88,8 +88,12 @@ func (l *Local) Counts() Totals {
 // by the store's clock); half-open starts a new half-open period, and
 // closed a fresh window, even if the breaker was in that state already (a
 // new fleet period, a Reset elsewhere). Outcomes of calls admitted before
-// do not count, and listeners hear of state changes as usual.
+// do not count, and listeners hear of state changes as usual. A State
+// that is none of the five is ignored.
 func (l *Local) Apply(s State, wait time.Duration) {
+	if s > StateDisabled {
+		return // not a state: a store must not make one up
+	}
 	c := l.c
 	now := c.elapsed()
 	c.lock()

@@ -192,6 +192,32 @@ func TestSharedApply(t *testing.T) {
 	assert.Empty(t, store.changes)
 }
 
+func TestSharedApplyIgnoresWhatIsNoState(t *testing.T) {
+	h, store := newShared(t, breaker.Config{}, true)
+	for _, s := range []breaker.State{5, 7, 130, 255} {
+		store.local.Apply(s, time.Hour)
+		assert.Equal(t, breaker.StateClosed, h.State(), "Apply(%v)", s)
+		assert.NoError(t, h.do('S'))
+	}
+	assert.Empty(t, h.rec.transitions())
+}
+
+func TestSharedPanickingPermitDoesNotLeakTheTrial(t *testing.T) {
+	h, store := newShared(t, breaker.Config{WindowSize: 1, OpenTimeout: time.Second}, false)
+	asked := 0
+	store.permit = func() bool {
+		if asked++; asked == 1 {
+			panic("store bug")
+		}
+		return true
+	}
+	h.halfOpen(t)
+	assert.PanicsWithValue(t, "store bug", func() { h.do('S') })
+	assert.Zero(t, h.Metrics().HalfOpenCalls, "the place went back")
+	assert.NoError(t, h.do('S'), "the next trial goes ahead")
+	assert.Equal(t, breaker.StateClosed, h.State())
+}
+
 func TestSharedCounts(t *testing.T) {
 	for _, listen := range []bool{true, false} {
 		h, store := newShared(t, breaker.Config{WindowSize: 10, SlowCallDuration: time.Second, FailureRateThreshold: 1}, listen)

@@ -51,7 +51,8 @@ type cellTable struct {
 	cells []cell // a power of two of them
 	shift uint   // 64 - log2(len(cells))
 	prev  *cellTable
-	_     [cellSize - 40]byte
+	limit int // maxCells when the first table was made
+	_     [cellSize - 48]byte
 }
 
 const (
@@ -79,14 +80,16 @@ func (s *striped) pick(t *cellTable) *cell {
 // is at maxCells or another goroutine grew it first, and returns the table
 // now in use.
 func (s *striped) grow(t *cellTable) *cellTable {
-	n := firstGrow
-	if t != nil {
-		n = 2 * len(t.cells)
+	n, limit := firstGrow, 0
+	if t == nil {
+		limit = maxCells() // GOMAXPROCS takes a runtime lock: ask once
+	} else {
+		n, limit = 2*len(t.cells), t.limit
 	}
-	if n > maxCells() {
+	if n > limit {
 		return t
 	}
-	next := &cellTable{cells: make([]cell, n), shift: uint(64 - bits.TrailingZeros(uint(n))), prev: t}
+	next := &cellTable{cells: make([]cell, n), shift: uint(64 - bits.TrailingZeros(uint(n))), prev: t, limit: limit}
 	if s.table.CompareAndSwap(t, next) {
 		return next
 	}
