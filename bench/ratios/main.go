@@ -1,246 +1,464 @@
-// Command ratios reads the output of the bench module's benchmarks and
-// prints, as Markdown, how breaker compares with the fastest peer and with
-// the floor in each scenario, and the acceptance checks of the performance
-// issue. Figures are medians over the runs, as benchstat computes them.
+// Command ratios reads the output of bench/run's benchmarks and prints, as
+// Markdown, the performance issue's targets, how each subject compares with
+// gobreaker and with its floor, the parallel scaling, the memory per
+// breaker, the slow listener's delivery and, given fleet.txt, the fleet's
+// throughput. Figures are medians over the rounds, as benchstat computes
+// them. A file or a figure that is missing reads "not measured".
 //
-//	go run ./ratios results.txt [scaling.txt [fleet.txt]]
+//	go run ./ratios results.txt scaling.txt memory.txt delivery.txt [fleet.txt]
 package main
 
 import (
 	"bufio"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
 
-// line matches "BenchmarkClosed/serial/lib=gobreaker-2  123  45.6 ns/op ...".
-var line = regexp.MustCompile(`^Benchmark(\S+?)/lib=(\S+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op(?:.*?\s([\d.]+) allocs/op)?`)
+// Subjects of the call-path benchmarks, by kind.
+var (
+	ours = []string{
+		"breaker-time", "breaker-time-prom", "breaker-time-otel", "breaker-time-slow",
+		"breaker-count", "breaker-count-slow",
+	}
+	peers = []string{"gobreaker", "failsafe", "hystrix"}
+	// floorOf names, for each of our subjects, the floor of the clock reads
+	// it needs on the closed path.
+	floorOf = map[string]string{
+		"breaker-time":       "floor-mono-1",
+		"breaker-time-prom":  "floor-mono-1",
+		"breaker-time-otel":  "floor-mono-1",
+		"breaker-time-slow":  "floor-mono-2",
+		"breaker-count":      "floor-call",
+		"breaker-count-slow": "floor-mono-2",
+	}
+	floors = []string{"floor-call", "floor-mono-1", "floor-mono-2"}
+)
 
-type key struct{ row, lib, procs string }
+// known holds every lib= value, so that a name ending in -N (floor-mono-2)
+// is not taken for a GOMAXPROCS suffix.
+var known = map[string]bool{"breaker": true, "floor": true}
 
-type sample struct{ ns, allocs []float64 }
+func init() {
+	for _, l := range slices.Concat(ours, peers, floors) {
+		known[l] = true
+	}
+}
 
-func read(path string) (map[key]*sample, []string, error) {
+// id names a benchmark: its name without "Benchmark" and without the
+// GOMAXPROCS suffix, and that GOMAXPROCS.
+type id struct {
+	name  string
+	procs int
+}
+
+// set holds the samples of a file's benchmarks, by unit, and the names in
+// the order they first appear.
+type set struct {
+	samples map[id]map[string][]float64
+	names   []string
+}
+
+// read parses the benchmark lines of path. A file that cannot be read
+// gives an empty set, with a note on stderr.
+func read(path string) *set {
+	s := &set{samples: map[id]map[string][]float64{}}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		fmt.Fprintln(os.Stderr, "ratios:", err)
+		return s
 	}
 	defer f.Close()
-	data := map[key]*sample{}
-	var rows []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		m := line.FindStringSubmatch(sc.Text())
-		if m == nil {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
 			continue
 		}
-		k := key{m[1], m[2], m[3]}
-		if data[k] == nil {
-			data[k] = &sample{}
-			if !slices.Contains(rows, m[1]) {
-				rows = append(rows, m[1])
-			}
+		if _, err := strconv.Atoi(fields[1]); err != nil {
+			continue
 		}
-		ns, _ := strconv.ParseFloat(m[4], 64)
-		data[k].ns = append(data[k].ns, ns)
-		if m[5] != "" {
-			a, _ := strconv.ParseFloat(m[5], 64)
-			data[k].allocs = append(data[k].allocs, a)
+		name, procs := splitProcs(strings.TrimPrefix(fields[0], "Benchmark"))
+		k := id{name, procs}
+		if s.samples[k] == nil {
+			s.samples[k] = map[string][]float64{}
+		}
+		if !slices.Contains(s.names, name) {
+			s.names = append(s.names, name)
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				break
+			}
+			s.samples[k][fields[i+1]] = append(s.samples[k][fields[i+1]], v)
 		}
 	}
-	return data, rows, sc.Err()
+	if err := sc.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "ratios:", err)
+	}
+	return s
+}
+
+// splitProcs splits the GOMAXPROCS suffix off a benchmark's name; the
+// testing package leaves it out for GOMAXPROCS 1.
+func splitProcs(name string) (string, int) {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return name, 1
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil || n <= 0 {
+		return name, 1
+	}
+	last := name[strings.LastIndexByte(name, '/')+1:]
+	if lib, ok := strings.CutPrefix(last, "lib="); ok && known[lib] {
+		return name, 1
+	}
+	return name[:i], n
+}
+
+// get returns the median of a benchmark's samples in unit, and whether
+// there are any.
+func (s *set) get(name string, procs int, unit string) (float64, bool) {
+	xs := s.samples[id{name, procs}][unit]
+	if len(xs) == 0 {
+		return 0, false
+	}
+	return median(xs), true
+}
+
+// procs returns the GOMAXPROCS values in the set, in increasing order.
+func (s *set) procs() []int {
+	var ps []int
+	for k := range s.samples {
+		if !slices.Contains(ps, k.procs) {
+			ps = append(ps, k.procs)
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// mainProcs returns the GOMAXPROCS that most of the set's benchmarks ran
+// with.
+func (s *set) mainProcs() int {
+	count := map[int]int{}
+	best := 1
+	for k := range s.samples {
+		count[k.procs]++
+		if count[k.procs] > count[best] || count[k.procs] == count[best] && k.procs > best {
+			best = k.procs
+		}
+	}
+	return best
 }
 
 func median(xs []float64) float64 {
-	if len(xs) == 0 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+const notMeasured = "not measured"
+
+func main() {
+	if len(os.Args) < 5 {
+		fmt.Fprintln(os.Stderr, "usage: ratios results.txt scaling.txt memory.txt delivery.txt [fleet.txt]")
+		os.Exit(2)
+	}
+	results, scaling, memory, delivery := read(os.Args[1]), read(os.Args[2]), read(os.Args[3]), read(os.Args[4])
+	procs := results.mainProcs()
+	targets(results, procs, memory, delivery)
+	ratios(results, procs)
+	scalingTable(scaling)
+	memoryTable(memory)
+	deliveryTable(delivery)
+	if len(os.Args) > 5 {
+		fleet(read(os.Args[5]))
+	}
+}
+
+// targets prints the issue's targets: the call paths from results at
+// GOMAXPROCS procs, the memory per breaker and the slow listener.
+func targets(results *set, procs int, memory, delivery *set) {
+	callNs := func(scenario, mode, lib string) (float64, bool) {
+		return results.get(scenario+"/mode="+mode+"/lib="+lib, procs, "ns/op")
+	}
+
+	fmt.Printf("## The issue's targets\n\n")
+	fmt.Printf("Call paths at GOMAXPROCS %d.\n\n", procs)
+	fmt.Println("| target | measured | goal | |")
+	fmt.Println("| --- | ---: | ---: | --- |")
+	vsGobreaker := func(what, scenario, mode, lib string, limit float64) {
+		v, ok1 := callNs(scenario, mode, lib)
+		g, ok2 := callNs(scenario, mode, "gobreaker")
+		target(what, ok1 && ok2, ratioOf(v, g), limit, "%.2fx")
+	}
+	vsGobreaker("with prommetrics: closed, serial: breaker-time-prom ÷ gobreaker", "Closed", "serial", "breaker-time-prom", 0.4)
+	vsGobreaker("with prommetrics: open refusal, serial: breaker-time-prom ÷ gobreaker", "Open", "serial", "breaker-time-prom", 0.6)
+	vsGobreaker("with prommetrics: closed, RunParallel: breaker-time-prom ÷ gobreaker", "Closed", "parallel", "breaker-time-prom", 0.2)
+	vsGobreaker("with prommetrics: half-open, RunParallel: breaker-time-prom ÷ gobreaker", "HalfOpen", "parallel", "breaker-time-prom", 1.0)
+	vsGobreaker("no listener: closed, serial: breaker-time ÷ gobreaker", "Closed", "serial", "breaker-time", 0.35)
+	for _, lib := range []string{"breaker-time-slow", "breaker-count-slow"} {
+		v, ok1 := callNs("Closed", "serial", lib)
+		fl, ok2 := callNs("Closed", "serial", "floor-mono-2")
+		target("slow tracking: closed, serial: "+lib+" ÷ floor-mono-2", ok1 && ok2, ratioOf(v, fl), 1.3, "%.2fx")
+	}
+	checkAllocs(results, procs)
+	perBreaker, ok := memory.get("MemoryPerBreaker/procs=128/lib=breaker-count", memory.mainProcs(), "B/breaker")
+	target("bytes per breaker, GOMAXPROCS 128, breaker-count (Config{})", ok, perBreaker, 1024, "%.0f B")
+	dp := delivery.mainProcs()
+	slowest, ok := delivery.get("SlowListener/lib=breaker", dp, "slowest-ms")
+	floorSlowest, okFloor := delivery.get("SlowListener/lib=floor", dp, "slowest-ms")
+	measured := notMeasured
+	if ok {
+		measured = fmt.Sprintf("%.1f ms", slowest)
+		if okFloor {
+			measured += fmt.Sprintf(" (floor %.1f ms)", floorSlowest)
+		}
+	}
+	v := verdict(ok, slowest <= 100)
+	if ok && okFloor && slowest > 100 && floorSlowest > 100 {
+		v += " (nor by the floor)"
+	}
+	row("slow listener: slowest Execute", measured, "≤ 100 ms", v)
+	heap, ok := delivery.get("SlowListener/lib=breaker", dp, "heap-MB")
+	target("slow listener: heap growth", ok, heap, 32, "%.2f MB")
+	lost, ok := delivery.get("SlowListener/lib=breaker", dp, "events-lost")
+	row("slow listener: events lost", fmtIf(ok, "%.0f", lost), "0", verdict(ok, lost == 0))
+}
+
+// checkAllocs prints the row of the allocations on the closed and open
+// paths of every breaker-* subject.
+func checkAllocs(results *set, procs int) {
+	var bad []string
+	seen := 0
+	for _, lib := range ours {
+		for _, sc := range []string{"Closed", "Open"} {
+			for _, mode := range modes {
+				v, ok := results.get(sc+"/mode="+mode+"/lib="+lib, procs, "allocs/op")
+				if !ok {
+					continue
+				}
+				seen++
+				if v != 0 {
+					bad = append(bad, fmt.Sprintf("%s %s %s: %g", lib, sc, mode, v))
+				}
+			}
+		}
+	}
+	measured := "0"
+	switch {
+	case seen == 0:
+		measured = notMeasured
+	case len(bad) > 0:
+		measured = strings.Join(bad, "; ")
+	}
+	row(fmt.Sprintf("allocations on the closed and open paths, breaker-* (%d benchmarks)", seen), measured, "0",
+		verdict(seen > 0, len(bad) == 0))
+}
+
+// target prints a row whose measure must be at most limit.
+func target(what string, ok bool, v, limit float64, format string) {
+	row(what, fmtIf(ok, format, v), "≤ "+fmt.Sprintf(format, limit), verdict(ok, v <= limit))
+}
+
+func row(cells ...string) { fmt.Println("| " + strings.Join(cells, " | ") + " |") }
+
+func verdict(measured, met bool) string {
+	switch {
+	case !measured:
+		return notMeasured
+	case met:
+		return "met"
+	}
+	return "**not met**"
+}
+
+func fmtIf(ok bool, format string, v float64) string {
+	if !ok {
+		return notMeasured
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func ratioOf(a, b float64) float64 {
+	if b == 0 {
 		return 0
 	}
-	s := slices.Clone(xs)
-	sort.Float64s(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
+	return a / b
 }
 
 var (
-	ours  = []string{"breaker-count", "breaker-count-slow", "breaker-time", "breaker-time-slow"}
-	peers = []string{"gobreaker", "failsafe", "hystrix"}
-	// floors names, for each of our subjects, the floor with time.Now reads
-	// and the floor with monotonic reads.
-	floors = map[string][2]string{
-		"breaker-count":      {"floor-call", "floor-call"},
-		"breaker-count-slow": {"floor-now-2", "floor-mono-2"},
-		"breaker-time":       {"floor-now-1", "floor-mono-1"},
-		"breaker-time-slow":  {"floor-now-2", "floor-mono-2"},
-	}
+	scenarios = []string{"Closed", "Failing10", "Open", "HalfOpen"}
+	modes     = []string{"serial", "parallel"}
 )
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ratios results.txt [scaling.txt [fleet.txt]]")
-		os.Exit(2)
+// ratios prints each subject's ns/op and its ratio to gobreaker by
+// scenario, then our subjects against their floors.
+func ratios(results *set, procs int) {
+	ns := func(scenario, mode, lib string) (float64, bool) {
+		return results.get(scenario+"/mode="+mode+"/lib="+lib, procs, "ns/op")
 	}
-	data, rows, err := read(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	procs := ""
-	for k := range data {
-		procs = k.procs
-		break
-	}
-	ns := func(row, lib string) float64 {
-		if s := data[key{row, lib, procs}]; s != nil {
-			return median(s.ns)
+	fmt.Printf("\n## Against gobreaker\n\nns/op, and in parentheses the ratio to gobreaker in the same column; GOMAXPROCS %d.\n\n", procs)
+	header := []string{"subject"}
+	for _, sc := range scenarios {
+		for _, m := range modes {
+			header = append(header, sc+" "+m)
 		}
-		return 0
 	}
-
-	fmt.Println("| scenario | breaker | ns/op | fastest peer | ns/op | ratio | floor (time.Now) | ratio | floor (monotonic) | ratio |")
-	fmt.Println("| --- | --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: |")
-	for _, row := range rows {
-		best, bestNs := "", 0.0
-		for _, p := range peers {
-			if v := ns(row, p); v > 0 && (bestNs == 0 || v < bestNs) {
-				best, bestNs = p, v
-			}
-		}
-		for _, o := range ours {
-			v := ns(row, o)
-			if v == 0 {
-				continue
-			}
-			cells := []string{row, o, f(v), best, f(bestNs), ratio(v, bestNs)}
-			for _, fl := range floors[o] {
-				if fv := ns(row, fl); fv > 0 {
-					cells = append(cells, fmt.Sprintf("%s %s", fl, f(fv)), ratio(v, fv))
-				} else {
-					cells = append(cells, "", "")
+	row(header...)
+	row(slices.Concat([]string{"---"}, slices.Repeat([]string{"---:"}, len(header)-1))...)
+	for _, lib := range slices.Concat(ours, peers) {
+		cells := []string{lib}
+		for _, sc := range scenarios {
+			for _, m := range modes {
+				v, ok := ns(sc, m, lib)
+				g, okG := ns(sc, m, "gobreaker")
+				switch {
+				case !ok:
+					cells = append(cells, notMeasured)
+				case okG && lib != "gobreaker":
+					cells = append(cells, fmt.Sprintf("%s (%.2fx)", f(v), v/g))
+				default:
+					cells = append(cells, f(v))
 				}
 			}
-			fmt.Println("| " + strings.Join(cells, " | ") + " |")
 		}
+		row(cells...)
 	}
 
-	fmt.Println()
-	fmt.Println("| acceptance check | measured | target | |")
-	fmt.Println("| --- | ---: | ---: | --- |")
-	check := func(what string, got, limit float64) {
-		verdict := "met"
-		if got > limit {
-			verdict = "**not met**"
-		}
-		fmt.Printf("| %s | %.2fx | ≤ %.2fx | %s |\n", what, got, limit, verdict)
-	}
-	check("closed, count window, slow tracking off, serial: vs gobreaker",
-		ns("Closed/mode=serial", "breaker-count")/ns("Closed/mode=serial", "gobreaker"), 0.35)
-	check("closed, slow tracking on, serial: vs floor (call + 2 time.Now)",
-		ns("Closed/mode=serial", "breaker-count-slow")/ns("Closed/mode=serial", "floor-now-2"), 1.3)
-	check("open rejection, serial: vs gobreaker",
-		ns("Open/mode=serial", "breaker-count")/ns("Open/mode=serial", "gobreaker"), 0.5)
-	check("closed, parallel on 2 cores: vs gobreaker",
-		ns("Closed/mode=parallel", "breaker-count")/ns("Closed/mode=parallel", "gobreaker"), 0.6)
-	zero := true
-	for _, row := range []string{"Closed/mode=serial", "Closed/mode=parallel", "Open/mode=serial", "Open/mode=parallel", "HalfOpen/mode=serial"} {
-		for _, o := range ours {
-			if s := data[key{row, o, procs}]; s != nil && median(s.allocs) != 0 {
-				zero = false
+	fmt.Printf("\n## Against the floors\n\nClosed path: ns/op of each breaker subject and of the floor of the clock reads it needs.\n\n")
+	row("subject", "floor", "serial", "floor", "ratio", "parallel", "floor", "ratio")
+	row("---", "---", "---:", "---:", "---:", "---:", "---:", "---:")
+	for _, lib := range ours {
+		fl := floorOf[lib]
+		cells := []string{lib, fl}
+		for _, m := range modes {
+			v, ok := ns("Closed", m, lib)
+			fv, okF := ns("Closed", m, fl)
+			cells = append(cells, fmtIf(ok, "%.1f", v), fmtIf(okF, "%.1f", fv))
+			if ok && okF {
+				cells = append(cells, fmt.Sprintf("%.2fx", v/fv))
+			} else {
+				cells = append(cells, notMeasured)
 			}
 		}
-	}
-	fmt.Printf("| allocations on the closed, open and half-open paths | %v | 0 | %s |\n",
-		map[bool]string{true: "0", false: "some"}[zero], map[bool]string{true: "met", false: "**not met**"}[zero])
-
-	if len(os.Args) > 2 {
-		scaling(os.Args[2])
-	}
-	if len(os.Args) > 3 {
-		fleet(os.Args[3])
+		row(cells...)
 	}
 }
 
-// fleetLine matches "BenchmarkFleet/goroutines=64/lib=x-2  100  50 ns/op  11.1 calls-per-second ...".
-var fleetLine = regexp.MustCompile(`^BenchmarkFleet/goroutines=(\d+)/lib=(\S+?)(?:-\d+)?\s.*?\s([\d.]+) calls-per-second`)
-
-// fleet prints the fleet benchmark's throughputs and the issue's checks.
-func fleet(path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// scalingTable prints ns/op by GOMAXPROCS for the parallel closed and open
+// paths.
+func scalingTable(s *set) {
+	libs := []string{"breaker-time", "breaker-time-prom", "gobreaker"}
+	fmt.Printf("\n## Parallel scaling\n\nns/op under RunParallel by GOMAXPROCS, and in parentheses the ratio to gobreaker.\n\n")
+	header := []string{"GOMAXPROCS"}
+	for _, sc := range []string{"closed", "open"} {
+		for _, l := range libs {
+			header = append(header, sc+": "+l)
+		}
 	}
-	defer f.Close()
-	rates := map[[2]string][]float64{}
+	row(header...)
+	row(slices.Repeat([]string{"---:"}, len(header))...)
+	ps := s.procs()
+	if len(ps) == 0 {
+		row(slices.Concat([]string{notMeasured}, slices.Repeat([]string{""}, len(header)-1))...)
+	}
+	for _, p := range ps {
+		cells := []string{strconv.Itoa(p)}
+		for _, sc := range []string{"Closed", "Open"} {
+			g, okG := s.get(sc+"/mode=parallel/lib=gobreaker", p, "ns/op")
+			for _, l := range libs {
+				v, ok := s.get(sc+"/mode=parallel/lib="+l, p, "ns/op")
+				switch {
+				case !ok:
+					cells = append(cells, notMeasured)
+				case okG && l != "gobreaker":
+					cells = append(cells, fmt.Sprintf("%s (%.2fx)", f(v), v/g))
+				default:
+					cells = append(cells, f(v))
+				}
+			}
+		}
+		row(cells...)
+	}
+}
+
+// memoryTable prints the heap bytes per breaker by GOMAXPROCS.
+func memoryTable(s *set) {
+	libs := []string{"breaker-count", "breaker-time", "gobreaker"}
+	fmt.Printf("\n## Memory\n\nHeap bytes per breaker, each used for one call, by GOMAXPROCS.\n\n")
+	row(slices.Concat([]string{"GOMAXPROCS"}, libs)...)
+	row(slices.Repeat([]string{"---:"}, len(libs)+1)...)
+	p := s.mainProcs()
+	for _, procs := range []string{"1", "16", "128"} {
+		cells := []string{procs}
+		for _, l := range libs {
+			v, ok := s.get("MemoryPerBreaker/procs="+procs+"/lib="+l, p, "B/breaker")
+			cells = append(cells, fmtIf(ok, "%.0f", v))
+		}
+		row(cells...)
+	}
+}
+
+// deliveryTable prints the slow listener's figures, breaker against floor.
+func deliveryTable(s *set) {
+	p := s.mainProcs()
+	rounds := len(s.samples[id{"SlowListener/lib=breaker", p}]["slowest-ms"])
+	fmt.Printf("\n## A slow listener\n\n8 goroutines, a listener that spins 20µs on every event; medians over %d rounds.\n\n", rounds)
+	row("metric", "breaker", "floor")
+	row("---", "---:", "---:")
+	for _, m := range []struct{ unit, what, format string }{
+		{"slowest-ms", "slowest Execute, ms", "%.1f"},
+		{"p999-us", "99.9th percentile, µs", "%.0f"},
+		{"heap-MB", "heap growth, MB", "%.2f"},
+		{"events-lost", "events lost", "%.0f"},
+		{"calls-per-second", "calls per second", "%.0f"},
+	} {
+		b, okB := s.get("SlowListener/lib=breaker", p, m.unit)
+		fl, okF := s.get("SlowListener/lib=floor", p, m.unit)
+		row(m.what, fmtIf(okB, m.format, b), fmtIf(okF, m.format, fl))
+	}
+}
+
+// fleet prints the fleet benchmark's throughputs.
+func fleet(s *set) {
+	p := s.mainProcs()
 	var goroutines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		m := fleetLine.FindStringSubmatch(sc.Text())
-		if m == nil {
+	for _, name := range s.names {
+		g, ok := strings.CutPrefix(name, "Fleet/goroutines=")
+		if !ok {
 			continue
 		}
-		v, _ := strconv.ParseFloat(m[3], 64)
-		rates[[2]string{m[1], m[2]}] = append(rates[[2]string{m[1], m[2]}], v)
-		if !slices.Contains(goroutines, m[1]) {
-			goroutines = append(goroutines, m[1])
+		g, _, _ = strings.Cut(g, "/")
+		if !slices.Contains(goroutines, g) {
+			goroutines = append(goroutines, g)
 		}
 	}
-	fmt.Println()
-	fmt.Println("| goroutines | breaker, shared | breaker, local | gobreaker distributed | shared ÷ gobreaker | local ÷ shared |")
-	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Printf("\n## Fleet\n\nCalls per second through a fleet of 4 instances, each call sleeping 1ms.\n\n")
+	row("goroutines", "breaker, shared", "breaker, local", "gobreaker distributed", "shared ÷ gobreaker", "local ÷ shared")
+	row("---:", "---:", "---:", "---:", "---:", "---:")
+	if len(goroutines) == 0 {
+		row(notMeasured, "", "", "", "", "")
+	}
 	for _, g := range goroutines {
-		shared := median(rates[[2]string{g, "breaker-shared"}])
-		local := median(rates[[2]string{g, "breaker-local"}])
-		gob := median(rates[[2]string{g, "gobreaker-distributed"}])
-		fmt.Printf("| %s | %.0f | %.0f | %.1f | %.0fx | %.3fx |\n", g, shared, local, gob, shared/gob, local/shared)
-	}
-}
-
-// scaling prints ns/op by GOMAXPROCS for the parallel closed and open paths.
-func scaling(path string) {
-	data, _, err := read(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	var procs []int
-	for k := range data {
-		p := 1
-		if k.procs != "" {
-			p, _ = strconv.Atoi(k.procs)
+		rate := func(lib string) (float64, bool) {
+			return s.get("Fleet/goroutines="+g+"/lib="+lib, p, "calls-per-second")
 		}
-		if !slices.Contains(procs, p) {
-			procs = append(procs, p)
-		}
-	}
-	sort.Ints(procs)
-	cols := []struct{ row, lib string }{
-		{"Closed/mode=parallel", "breaker-count"}, {"Closed/mode=parallel", "gobreaker"},
-		{"Open/mode=parallel", "breaker-count"}, {"Open/mode=parallel", "gobreaker"},
-	}
-	fmt.Println()
-	fmt.Println("| GOMAXPROCS | closed: breaker | closed: gobreaker | open: breaker | open: gobreaker |")
-	fmt.Println("| ---: | ---: | ---: | ---: | ---: |")
-	for _, p := range procs {
-		suffix := ""
-		if p > 1 {
-			suffix = strconv.Itoa(p)
-		}
-		cells := []string{strconv.Itoa(p)}
-		for _, c := range cols {
-			if s := data[key{c.row, c.lib, suffix}]; s != nil {
-				cells = append(cells, f(median(s.ns)))
-			} else {
-				cells = append(cells, "")
-			}
-		}
-		fmt.Println("| " + strings.Join(cells, " | ") + " |")
+		shared, okS := rate("breaker-shared")
+		local, okL := rate("breaker-local")
+		gob, okG := rate("gobreaker-distributed")
+		row(g, fmtIf(okS, "%.0f", shared), fmtIf(okL, "%.0f", local), fmtIf(okG, "%.1f", gob),
+			fmtIf(okS && okG && gob > 0, "%.0fx", ratioOf(shared, gob)),
+			fmtIf(okS && okL && shared > 0, "%.3fx", ratioOf(local, shared)))
 	}
 }
 
@@ -249,11 +467,4 @@ func f(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
-}
-
-func ratio(a, b float64) string {
-	if b == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%.2fx", a/b)
 }
