@@ -194,7 +194,7 @@ func (c *core) init(name string, cfg Config) error {
 	} else {
 		c.win = newCountWindow(cfg.WindowSize)
 	}
-	c.counts.seed = rand.Uint64()
+	c.counts.seed.Store(rand.Uint64())
 	c.word.Store(uint64(StateClosed))
 	if cfg.Shared != nil {
 		peer, err := cfg.Shared.Join(name, cfg, &Local{c})

@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"math/bits"
+	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -23,11 +24,13 @@ import (
 //
 // A goroutine picks its cell by the address of a variable on its stack: that
 // stays put while the goroutine runs, differs between goroutines, and
-// goroutines tend to reuse stacks freed on the same processor.
+// goroutines tend to reuse stacks freed on the same processor. Two that
+// keep colliding in a table that cannot grow make the counter re-seed its
+// hash, as LongAdder moves a thread's probe, so that they part.
 type striped struct {
 	base  cell
 	table atomic.Pointer[cellTable] // nil until the base is contended
-	seed  uint64                    // mixed into the hash, so that collisions differ between counters
+	seed  atomic.Uint64             // mixed into the hash, so that collisions differ between counters
 }
 
 // cellSize is the size of a cell: one cache line.
@@ -37,10 +40,15 @@ const cellSize = 64
 const plainCounts = 2
 
 type cell struct {
-	plain  [plainCounts]atomic.Uint64
-	tagged atomic.Uint64 // tag<<32 | count
-	_      [cellSize - 8*plainCounts - 8]byte
+	plain      [plainCounts]atomic.Uint64
+	tagged     atomic.Uint64 // tag<<32 | count
+	collisions atomic.Uint32 // failed CASes in a table at its limit
+	_          [cellSize - 8*plainCounts - 12]byte
 }
+
+// reseedAfter is how many collisions in one cell of a full table make the
+// counter re-seed its hash.
+const reseedAfter = 64
 
 // cellTable is a generation of cells. Its header is read by every call and
 // fills a cache line of its own (an object of a multiple of 64 bytes is
@@ -72,7 +80,7 @@ func maxCells() int {
 // on all of it.
 func (s *striped) pick(t *cellTable) *cell {
 	var anchor byte
-	h := (uint64(uintptr(unsafe.Pointer(&anchor))) ^ s.seed) * 0x9e3779b97f4a7c15
+	h := (uint64(uintptr(unsafe.Pointer(&anchor))) ^ s.seed.Load()) * 0x9e3779b97f4a7c15
 	return &t.cells[h>>t.shift]
 }
 
@@ -94,6 +102,17 @@ func (s *striped) grow(t *cellTable) *cellTable {
 		return next
 	}
 	return s.table.Load()
+}
+
+// collided notes a failed CAS on c, a cell of t, and returns the table to
+// retry in: a bigger one, or t itself once it is at its limit, with the
+// hash re-seeded after reseedAfter collisions in c.
+func (s *striped) collided(t *cellTable, c *cell) *cellTable {
+	next := s.grow(t)
+	if next == t && t != nil && c.collisions.Add(1)%reseedAfter == 0 {
+		s.seed.Store(rand.Uint64())
+	}
+	return next
 }
 
 // each calls f for every cell of s.
@@ -122,7 +141,7 @@ func (s *striped) add(i int) {
 		if c.plain[i].CompareAndSwap(v, v+1) {
 			return
 		}
-		t = s.grow(t)
+		t = s.collided(t, c)
 	}
 }
 
@@ -154,7 +173,7 @@ func (s *striped) addTagged(tag uint32) bool {
 		if c.tagged.CompareAndSwap(old, next) {
 			return true
 		}
-		if t = s.grow(t); t != nil {
+		if t = s.collided(t, c); t != nil {
 			c = s.pick(t)
 		}
 	}

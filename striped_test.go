@@ -142,3 +142,21 @@ func TestStripedConcurrentCountsAreExact(t *testing.T) {
 	assert.Equal(t, uint64(goroutines*each), drained, "every tagged count is drained exactly once")
 	assert.LessOrEqual(t, s.width(), maxCells())
 }
+
+func TestStripedReseedsOnRepeatedCollisions(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var s striped
+	var tab *cellTable
+	for range 10 {
+		tab = s.grow(tab)
+	}
+	require.Equal(t, 16, s.width(), "at its limit")
+	seed := s.seed.Load()
+	c := s.pick(tab)
+	for range reseedAfter - 1 {
+		require.Same(t, tab, s.collided(tab, c), "no bigger table to move to")
+	}
+	assert.Equal(t, seed, s.seed.Load(), "a few collisions change nothing")
+	s.collided(tab, c)
+	assert.NotEqual(t, seed, s.seed.Load(), "repeated ones re-seed the hash")
+}
