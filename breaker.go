@@ -230,7 +230,8 @@ func (c *core) known(now time.Duration) time.Duration {
 	return now
 }
 
-// acquire admits a call or returns the error that refuses it.
+// acquire admits a call or returns the error that refuses it. Its closed
+// path is small enough to inline.
 func (c *core) acquire() (ticket, error) {
 	w := c.word.Load()
 	switch w & (1<<stateBits - 1) {
@@ -246,23 +247,36 @@ func (c *core) acquire() (ticket, error) {
 			c.counts.add(refusedOpen)
 			err := c.openError(until)
 			if c.wants.Has(EventRejected) {
-				c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+				c.tellRefusal(err, now)
 			}
 			return ticket{}, err
 		}
 		return c.acquireSlow(now)
+	}
+	return c.acquireOther(w)
+}
+
+// tellRefusal delivers the event of a call refused with err at now.
+func (c *core) tellRefusal(err error, now time.Duration) {
+	c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+}
+
+// acquireOther is acquire in the states other than closed, disabled and
+// open.
+func (c *core) acquireOther(w uint64) (ticket, error) {
+	switch w & (1<<stateBits - 1) {
 	case uint64(StateForcedOpen):
 		c.counts.add(refusedOpen)
 		err := c.rejection(&c.rejectForced, StateForcedOpen)
 		if c.wants.Has(EventRejected) {
-			c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(c.elapsed())})
+			c.tellRefusal(err, c.elapsed())
 		}
 		return ticket{}, err
 	case uint64(StateHalfOpen) | trialsFull:
 		c.counts.add(refusedHalfOpen)
 		err := c.rejection(&c.rejectTooMany, StateHalfOpen)
 		if c.wants.Has(EventRejected) {
-			c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(c.elapsed())})
+			c.tellRefusal(err, c.elapsed())
 		}
 		return ticket{}, err
 	}
@@ -313,7 +327,7 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 	}
 	c.unlock(now)
 	if err != nil && c.wants.Has(EventRejected) {
-		c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+		c.tellRefusal(err, now)
 	}
 	return t, err
 }
@@ -354,7 +368,7 @@ func (c *core) denied(t ticket) (ticket, error) {
 	err := c.rejection(&c.rejectTooMany, StateHalfOpen)
 	c.unlock(now)
 	if c.wants.Has(EventRejected) {
-		c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+		c.tellRefusal(err, now)
 	}
 	return ticket{}, err
 }
@@ -366,6 +380,10 @@ func (c *core) openError(until int64) error {
 	if e := c.rejectOpen.Load(); e != nil && e.until == until {
 		return e
 	}
+	return c.newOpenError(until)
+}
+
+func (c *core) newOpenError(until int64) error {
 	e := &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.at(time.Duration(until)), until: until}
 	c.rejectOpen.Store(e)
 	return e
@@ -385,10 +403,30 @@ func (c *core) rejection(p *atomic.Pointer[RejectedError], s State) error {
 // is small enough to inline, so that a success takes one call less.
 func (c *core) complete(t ticket, err error) {
 	if err == nil {
-		c.release(t, EventSuccess, nil)
+		c.succeed(t)
 		return
 	}
 	c.completeErr(t, err)
+}
+
+// succeed is release for a call that returned no error: the common case,
+// kept apart so that it stays lean.
+func (c *core) succeed(t ticket) {
+	now := unknownTime
+	if c.stamp || c.timed {
+		now = c.elapsed()
+	}
+	d := now - t.start
+	if !c.stamp {
+		d = 0
+	}
+	if (!c.slowOn || d < c.cfg.SlowCallDuration) && c.stripeSuccess(t.gen, now) {
+		if c.wants.Has(EventSuccess) {
+			c.tell(Event{Kind: EventSuccess, Duration: d, Time: c.at(now)})
+		}
+		return
+	}
+	c.release(t, EventSuccess, nil)
 }
 
 // completeErr is complete for a non-nil err.

@@ -125,14 +125,22 @@ func (s *striped) each(f func(*cell)) {
 	}
 }
 
-// add adds one to plain count i.
+// add adds one to plain count i. Its uncontended path is small enough to
+// inline.
 func (s *striped) add(i int) {
-	t := s.table.Load()
-	if t == nil {
+	if s.table.Load() == nil {
 		v := s.base.plain[i].Load()
 		if s.base.plain[i].CompareAndSwap(v, v+1) {
 			return
 		}
+	}
+	s.addContended(i)
+}
+
+// addContended is add once the base is contended.
+func (s *striped) addContended(i int) {
+	t := s.table.Load()
+	if t == nil {
 		t = s.grow(nil)
 	}
 	for {
