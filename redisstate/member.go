@@ -24,13 +24,40 @@ type member struct {
 	epoch      int64           // the fleet's last change this breaker follows
 	trialEpoch int64           // the epoch of the last permit granted
 	pending    *breaker.Change // a ForceOpen, Disable or Reset made while detached
+	// told counts the breaker's own changes, proposed those of them the
+	// Store has proposed to the fleet (or given up on). While proposed is
+	// behind, the breaker has moved on from any fleet state read so far:
+	// following one would undo its newer change, whose own proposal brings
+	// breaker and fleet together.
+	told, proposed uint64
 }
 
 // Changed queues the breaker's own change for the fleet.
 func (m *member) Changed(c breaker.Change) {
-	if !m.s.enqueue(report{m: m, kind: changed, change: c}) && c.Manual {
-		m.setPending(&c)
+	m.mu.Lock()
+	m.told++
+	told := m.told
+	m.mu.Unlock()
+	if !m.s.enqueue(report{m: m, kind: changed, change: c, told: told}) {
+		m.proposedUpTo(told) // lost: a manual change is kept for rejoin
+		if c.Manual {
+			m.setPending(&c)
+		}
 	}
+}
+
+// proposedUpTo notes that the breaker's changes up to told were proposed.
+func (m *member) proposedUpTo(told uint64) {
+	m.mu.Lock()
+	m.proposed = max(m.proposed, told)
+	m.mu.Unlock()
+}
+
+// behind reports whether the breaker has changes not proposed yet.
+func (m *member) behind() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proposed < m.told
 }
 
 // TrialDone queues the end of a trial call for the fleet.
@@ -78,7 +105,7 @@ func (m *member) Permit() bool {
 func (m *member) adopt(st fleetState, first bool) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
-	if !m.advance(st.epoch) {
+	if !m.advance(st.epoch) || m.behind() {
 		return
 	}
 	if first && st.state != breaker.StateOpen && m.local.State() == st.state {
@@ -111,10 +138,11 @@ func (m *member) advance(epoch int64) bool {
 	return true
 }
 
-// propose stores the breaker's own change c in Redis and follows the
-// fleet's answer. A manual change the fleet took as it is needs no Apply:
-// the breaker made it already.
-func (m *member) propose(c breaker.Change) {
+// propose stores the breaker's own change c, its told-th, in Redis and
+// follows the fleet's answer. A manual change the fleet took as it is needs
+// no Apply: the breaker made it already.
+func (m *member) propose(c breaker.Change, told uint64) {
+	defer m.proposedUpTo(told)
 	manual := 0
 	if c.Manual {
 		manual = 1
@@ -129,7 +157,8 @@ func (m *member) propose(c breaker.Change) {
 		}
 		return
 	}
-	if c.Manual && st.state == c.To {
+	m.proposedUpTo(told)
+	if c.Manual && st.state == c.To && m.local.State() == c.To {
 		m.applyMu.Lock()
 		m.advance(st.epoch)
 		m.applyMu.Unlock()
@@ -164,11 +193,14 @@ func (m *member) rejoin() {
 	p := m.pending
 	m.pending = nil
 	m.mu.Unlock()
+	m.mu.Lock()
+	told := m.told
+	m.mu.Unlock()
 	switch {
 	case p != nil:
-		m.propose(*p)
+		m.propose(*p, told)
 	case m.local.State() == breaker.StateOpen:
-		m.propose(breaker.Change{From: breaker.StateClosed, To: breaker.StateOpen})
+		m.propose(breaker.Change{From: breaker.StateClosed, To: breaker.StateOpen}, told)
 	}
 }
 

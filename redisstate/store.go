@@ -257,6 +257,7 @@ type report struct {
 	epoch  int64
 	fleet  fleetState
 	err    error
+	told   uint64 // changed: the breaker's change counter for this change
 }
 
 // loop is the Store's goroutine: it handles reports as they come and syncs
@@ -291,12 +292,13 @@ func (s *Store) handle(r report) {
 		r.m.adopt(r.fleet, false)
 	case changed:
 		if !s.attached() {
+			r.m.proposedUpTo(r.told)
 			if r.change.Manual {
 				r.m.setPending(&r.change)
 			}
 			return
 		}
-		r.m.propose(r.change)
+		r.m.propose(r.change, r.told)
 	case trial:
 		if !s.attached() {
 			return

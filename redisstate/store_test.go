@@ -157,6 +157,30 @@ func TestLocalTripSpreads(t *testing.T) {
 	b.w.waitState(t, breaker.StateOpen)
 }
 
+// TestLaterLocalChangeWins trips a breaker and resets it at once, before
+// its Store has stored the trip: the fleet's answer to the trip (open) is
+// older than the Reset and must not reopen the breaker. Many rounds, so that
+// the Reset lands both before and after the trip's round trip to Redis.
+func TestLaterLocalChangeWins(t *testing.T) {
+	r := startRedis(t)
+	cfg := fleetConfig
+	cfg.ConsecutiveFailures, cfg.OpenTimeout = 1, time.Hour
+	a := newNode(t, "orders", newStore(t, r.addr, redisstate.Options{}), cfg)
+	b := newNode(t, "orders", newStore(t, r.addr, redisstate.Options{}), cfg)
+	c := r.client()
+	fleetState := func() string {
+		return c.HGet(context.Background(), "breaker:{orders}:state", "s").Val()
+	}
+	for round := range 30 {
+		a.call(errBoom)
+		a.Reset()
+		require.Eventually(t, func() bool { return fleetState() == strconv.Itoa(int(breaker.StateClosed)) },
+			5*time.Second, time.Millisecond, "round %d: the fleet takes the Reset", round)
+		b.settle(t, breaker.StateClosed)
+		a.settle(t, breaker.StateClosed)
+	}
+}
+
 func TestKeys(t *testing.T) {
 	r := startRedis(t)
 	s := newStore(t, r.addr, redisstate.Options{Prefix: "shop", KeyTTL: time.Hour})
