@@ -46,7 +46,10 @@ func BenchmarkPropagation(b *testing.B) {
 			for range b.N {
 				start := time.Now()
 				tripper.Execute(bg, fail) // trips the tripper, which tells the fleet
-				for !errors.Is(call(watcher), breaker.ErrOpen) {
+				for deadline := start.Add(10 * time.Second); !errors.Is(call(watcher), breaker.ErrOpen); {
+					if time.Now().After(deadline) {
+						b.Fatalf("the trip has not reached the watcher in 10s: tripper %v, watcher %v", tripper.State(), watcher.State())
+					}
 				}
 				took = append(took, time.Since(start))
 				b.StopTimer()
