@@ -1443,6 +1443,9 @@ func BenchmarkExecute(b *testing.B) {
 	b.Run("with-listener", func(b *testing.B) {
 		benchmarkExecute(b, breaker.Config{Listeners: []breaker.Listener{breaker.ListenerFunc(func(breaker.Event) {})}}, nil)
 	})
+	b.Run("with-state-listener", func(b *testing.B) {
+		benchmarkExecute(b, breaker.Config{Listeners: []breaker.Listener{breaker.ListenerFor(breaker.StateEvents, func(breaker.Event) {})}}, nil)
+	})
 }
 
 // steppingClock moves a nanosecond forward on every reading. (A
@@ -1460,11 +1463,22 @@ func (c *steppingClock) Now() time.Time {
 }
 
 func BenchmarkAllow(b *testing.B) {
-	br, err := breaker.New[int]("bench", breaker.Config{})
-	require.NoError(b, err)
-	b.ReportAllocs()
-	for b.Loop() {
-		done, _ := br.Allow()
-		done(nil)
+	for _, refused := range []bool{false, true} {
+		name := "admitted"
+		if refused {
+			name = "refused"
+		}
+		b.Run(name, func(b *testing.B) {
+			br, err := breaker.New[int]("bench", breaker.Config{})
+			require.NoError(b, err)
+			if refused {
+				br.ForceOpen()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				done, _ := br.Allow()
+				done(nil)
+			}
+		})
 	}
 }

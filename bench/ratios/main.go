@@ -1,5 +1,5 @@
 // Command ratios reads the output of bench/run's benchmarks and prints, as
-// Markdown, the performance issue's targets, how each subject compares with
+// Markdown, the performance targets, how each subject compares with
 // gobreaker and with its floor, the parallel scaling, the memory per
 // breaker, the slow listener's delivery and, given fleet.txt, the fleet's
 // throughput. Figures are medians over the rounds, as benchstat computes
@@ -185,14 +185,14 @@ func main() {
 	}
 }
 
-// targets prints the targets: the call paths from results at
+// targets prints the performance targets: the call paths from results at
 // GOMAXPROCS procs, the memory per breaker and the slow listener.
 func targets(results *set, procs int, memory, delivery *set) {
 	callNs := func(scenario, mode, lib string) (float64, bool) {
 		return results.get(scenario+"/mode="+mode+"/lib="+lib, procs, "ns/op")
 	}
 
-	fmt.Printf("## The issue's targets\n\n")
+	fmt.Printf("## Targets\n\n")
 	fmt.Printf("Call paths at GOMAXPROCS %d.\n\n", procs)
 	fmt.Println("| target | measured | goal | |")
 	fmt.Println("| --- | ---: | ---: | --- |")
