@@ -12,15 +12,39 @@ import (
 // Breaker is a circuit breaker guarding calls that return a T. Create one
 // with New and share it among every caller of the dependency it protects.
 type Breaker[T any] struct {
-	c core
+	c      core
+	failOn func(T, error) bool // FailOn's classifier; nil without one
+}
+
+// Option is an option of New that depends on the result type.
+type Option[T any] func(*Breaker[T])
+
+// FailOn makes f decide, from a call's result and error, whether the call
+// failed: for example an *http.Response with a 5xx status and a nil error.
+// f replaces Config.IsFailure; a non-nil error that Config.IsIgnored
+// matches is still ignored first. Execute returns fn's result and error
+// untouched whatever f says. A done from Allow has no result: f sees the
+// zero T. A panic in f makes the call a failure, and goes on to the caller
+// once the call is recorded.
+func FailOn[T any](f func(T, error) bool) Option[T] {
+	return func(b *Breaker[T]) { b.failOn = f }
 }
 
 // New returns a closed breaker named name (the name appears in its errors
 // and events). An invalid cfg gets a *ConfigError naming the field, the value
 // and the values allowed; New never panics.
-func New[T any](name string, cfg Config) (*Breaker[T], error) {
+func New[T any](name string, cfg Config, opts ...Option[T]) (*Breaker[T], error) {
 	b := new(Breaker[T])
 	b.c.self = b
+	for _, o := range opts {
+		if o != nil {
+			o(b)
+		}
+	}
+	if f := b.failOn; f != nil {
+		var zero T
+		b.c.failOnErr = func(err error) bool { return f(zero, err) }
+	}
 	if err := b.c.init(name, cfg); err != nil {
 		return nil, err
 	}
@@ -58,7 +82,11 @@ func (b *Breaker[T]) Execute(ctx context.Context, fn func(context.Context) (T, e
 	}()
 	v, err := fn(ctx)
 	returned = true
-	b.c.complete(t, err)
+	if b.failOn != nil {
+		b.c.completeJudged(t, err, func() bool { return b.failOn(v, err) })
+	} else {
+		b.c.complete(t, err)
+	}
 	return v, err
 }
 
@@ -77,13 +105,14 @@ func (b *Breaker[T]) Allow() (done func(err error), err error) {
 // Name returns the name given to New.
 func (b *Breaker[T]) Name() string { return b.c.name }
 
-// State returns the current state, first moving an open circuit whose wait
-// is over to half-open.
+// State returns the current state, first making the moves that time
+// decides: an open circuit whose wait is over goes half-open, a half-open
+// one past HalfOpenMaxWait opens again.
 func (b *Breaker[T]) State() State { return b.c.currentState() }
 
 // Metrics returns a snapshot of the breaker's state and counts, first
-// moving an open circuit whose wait is over to half-open and dropping
-// expired time-window buckets.
+// making the moves that time decides (see State) and dropping expired
+// time-window buckets.
 func (b *Breaker[T]) Metrics() Metrics { return b.c.metrics() }
 
 // ForceOpen refuses every call with ErrOpen until Reset; it never times out.
@@ -96,6 +125,26 @@ func (b *Breaker[T]) Disable() { b.c.force(StateDisabled) }
 // Reset closes the circuit with an empty window and forgets the open
 // back-off. Outcomes of calls admitted before Reset are not recorded.
 func (b *Breaker[T]) Reset() { b.c.reset() }
+
+// OpenFor opens the circuit now for d, for operators and maintenance
+// windows: a normal open period (calls refused with ErrOpen, RetryAt
+// telling when), then half-open, and closed again once trial calls
+// succeed. With a d of 0 or less, the next use finds it half-open.
+func (b *Breaker[T]) OpenFor(d time.Duration) { b.c.openFor(d) }
+
+// Reconfigure puts cfg in force, validated as New validates it: on error
+// the breaker keeps its config. It is safe while calls are under way: each
+// call sees the old config or the new one, whole. The state is kept, and so
+// is the window where the new one allows: a count window keeps its newest
+// outcomes, as many as the new size holds; a time window keeps its counts,
+// re-bucketed by the start of each old bucket, when its width or span
+// changes; a change between a count and a time window starts an empty
+// one. Clock and Shared stay those New was given. Attachers among the new
+// Listeners are attached.
+func (b *Breaker[T]) Reconfigure(cfg Config) error { return b.c.reconfigure(cfg) }
+
+// Config returns the config in force, with its defaults filled in.
+func (b *Breaker[T]) Config() Config { return b.c.config() }
 
 func (b *Breaker[T]) base() *core { return &b.c }
 
@@ -118,20 +167,18 @@ const maxDuration = time.Duration(math.MaxInt64)
 type core struct {
 	// Read by every call. Set by init, or written under mu when the state
 	// or the eligibility of successes for the stripes changes.
-	name   string
-	cfg    Config
-	clock  Clock     // nil: the monotonic clock
-	base   time.Time // elapsed() is measured from here
-	subs   []subscriber
-	wants  EventMask // the kinds some listener wants
-	slowOn bool      // SlowCallDuration > 0
-	timed  bool      // the window needs the time of each outcome
-	stamp  bool      // each call needs its start time: slow tracking or call events
-	self   Circuit   // the Breaker around this core
-	peer   Peer      // Config.Shared's link; nil without one. Set under mu.
+	name      string
+	hot       atomic.Pointer[settings] // what calls read of the config
+	clock     Clock                    // nil: the monotonic clock
+	base      time.Time                // elapsed() is measured from here
+	failOn    bool
+	failOnErr func(error) bool // FailOn for a done of Allow; nil without FailOn
+	self      Circuit          // the Breaker around this core
+	peer      Peer             // Config.Shared's link; nil without one. Set under mu.
 
 	word          atomic.Uint64 // gen<<stateBits | trialsFull | state
 	openUntil     atomic.Int64  // while open: when half-open begins
+	halfOpenUntil atomic.Int64  // while half-open: when the period counts as a failed trial
 	rejectOpen    atomic.Pointer[RejectedError]
 	rejectForced  atomic.Pointer[RejectedError]
 	rejectTooMany atomic.Pointer[RejectedError]
@@ -151,6 +198,7 @@ type core struct {
 	state          State
 	fleetDenied    bool   // the peer refused a trial in this half-open period
 	gen            uint64 // changes with every setState
+	cfg            Config // the config in force, as hot has it
 	since          time.Duration
 	win            window
 	stripeAt       time.Duration // where successes from the stripes go in a time window
@@ -165,8 +213,32 @@ type core struct {
 	feed           *feed               // state events on their way to listeners; nil before the first
 }
 
+// settings is what calls read of the config without the lock. Reconfigure
+// replaces it whole, so that a call sees one config or the other.
+type settings struct {
+	subs      []subscriber
+	wants     EventMask // the kinds some listener wants
+	timed     bool      // the window needs the time of each outcome
+	stamp     bool      // each call needs its start time: slow tracking or call events
+	slowCall  time.Duration
+	isFailure func(error) bool
+	isIgnored func(error) bool
+}
+
+func newSettings(cfg Config, subs []subscriber, wants EventMask) *settings {
+	return &settings{
+		subs:      subs,
+		wants:     wants,
+		timed:     cfg.Window == TimeWindow,
+		stamp:     cfg.SlowCallDuration > 0 || wants&(CallEvents&^Mask(EventRejected)) != 0,
+		slowCall:  cfg.SlowCallDuration,
+		isFailure: cfg.IsFailure,
+		isIgnored: cfg.IsIgnored,
+	}
+}
+
 // ticket is an admitted call: the generation it was admitted in and, when
-// needed, when it started.
+// needed, when it started (unknownTime when it was not timed).
 type ticket struct {
 	gen   uint64
 	start time.Duration
@@ -177,23 +249,19 @@ func (c *core) init(name string, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	c.name, c.cfg, c.clock = name, cfg, cfg.Clock
-	if c.subs, c.wants, err = subscribe(cfg.Listeners); err != nil {
+	subs, wants, err := subscribe(cfg.Listeners)
+	if err != nil {
 		return err
 	}
-	c.slowOn = cfg.SlowCallDuration > 0
-	c.timed = cfg.Window == TimeWindow
-	c.stamp = c.slowOn || c.wants&(CallEvents&^Mask(EventRejected)) != 0
+	c.name, c.cfg, c.clock = name, cfg, cfg.Clock
+	c.failOn = c.failOnErr != nil
+	c.hot.Store(newSettings(cfg, subs, wants))
 	if c.clock == nil {
 		c.base = time.Now()
 	} else {
 		c.base = c.clock.Now()
 	}
-	if c.timed {
-		c.win = newTimeWindow(cfg.WindowDuration, cfg.BucketDuration)
-	} else {
-		c.win = newCountWindow(cfg.WindowSize)
-	}
+	c.win = newWindow(cfg)
 	c.counts.seed.Store(rand.Uint64())
 	c.word.Store(uint64(StateClosed))
 	if cfg.Shared != nil {
@@ -205,11 +273,19 @@ func (c *core) init(name string, cfg Config) error {
 		c.peer = peer
 		c.mu.Unlock()
 	}
-	c.attach()
+	c.attach(subs)
 	return nil
 }
 
-// elapsed reads the clock. It is small enough to inline.
+// newWindow returns the empty window cfg asks for.
+func newWindow(cfg Config) window {
+	if cfg.Window == TimeWindow {
+		return newTimeWindow(cfg.WindowDuration, cfg.BucketDuration)
+	}
+	return newCountWindow(cfg.WindowSize)
+}
+
+// elapsed reads the clock.
 func (c *core) elapsed() time.Duration {
 	if c.clock != nil {
 		return c.clockElapsed()
@@ -230,14 +306,13 @@ func (c *core) known(now time.Duration) time.Duration {
 	return now
 }
 
-// acquire admits a call or returns the error that refuses it. Its closed
-// path is small enough to inline.
+// acquire admits a call or returns the error that refuses it.
 func (c *core) acquire() (ticket, error) {
 	w := c.word.Load()
 	switch w & (1<<stateBits - 1) {
 	case uint64(StateClosed), uint64(StateDisabled):
-		t := ticket{gen: w >> stateBits}
-		if c.stamp {
+		t := ticket{gen: w >> stateBits, start: unknownTime}
+		if c.hot.Load().stamp {
 			t.start = c.elapsed()
 		}
 		return t, nil
@@ -246,7 +321,7 @@ func (c *core) acquire() (ticket, error) {
 		if until := c.openUntil.Load(); int64(now) < until {
 			c.counts.add(refusedOpen)
 			err := c.openError(until)
-			if c.wants.Has(EventRejected) {
+			if c.hot.Load().wants.Has(EventRejected) {
 				c.tellRefusal(err, now)
 			}
 			return ticket{}, err
@@ -258,7 +333,7 @@ func (c *core) acquire() (ticket, error) {
 
 // tellRefusal delivers the event of a call refused with err at now.
 func (c *core) tellRefusal(err error, now time.Duration) {
-	c.tell(Event{Kind: EventRejected, Err: err, Time: c.at(now)})
+	c.tell(c.hot.Load(), Event{Kind: EventRejected, Err: err, Time: c.at(now)})
 }
 
 // acquireOther is acquire in the states other than closed, disabled and
@@ -268,15 +343,19 @@ func (c *core) acquireOther(w uint64) (ticket, error) {
 	case uint64(StateForcedOpen):
 		c.counts.add(refusedOpen)
 		err := c.rejection(&c.rejectForced, StateForcedOpen)
-		if c.wants.Has(EventRejected) {
+		if c.hot.Load().wants.Has(EventRejected) {
 			c.tellRefusal(err, c.elapsed())
 		}
 		return ticket{}, err
 	case uint64(StateHalfOpen) | trialsFull:
+		now := c.elapsed()
+		if int64(now) >= c.halfOpenUntil.Load() {
+			return c.acquireSlow(now) // the period is over: it reopens
+		}
 		c.counts.add(refusedHalfOpen)
 		err := c.rejection(&c.rejectTooMany, StateHalfOpen)
-		if c.wants.Has(EventRejected) {
-			c.tellRefusal(err, c.elapsed())
+		if c.hot.Load().wants.Has(EventRejected) {
+			c.tellRefusal(err, now)
 		}
 		return ticket{}, err
 	}
@@ -326,7 +405,7 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 		return t, nil
 	}
 	c.unlock(now)
-	if err != nil && c.wants.Has(EventRejected) {
+	if err != nil && c.hot.Load().wants.Has(EventRejected) {
 		c.tellRefusal(err, now)
 	}
 	return t, err
@@ -367,7 +446,7 @@ func (c *core) denied(t ticket) (ticket, error) {
 	c.counts.add(refusedHalfOpen)
 	err := c.rejection(&c.rejectTooMany, StateHalfOpen)
 	c.unlock(now)
-	if c.wants.Has(EventRejected) {
+	if c.hot.Load().wants.Has(EventRejected) {
 		c.tellRefusal(err, now)
 	}
 	return ticket{}, err
@@ -399,42 +478,38 @@ func (c *core) rejection(p *atomic.Pointer[RejectedError], s State) error {
 	return p.Load()
 }
 
-// complete records the outcome of an admitted call that returned err. It
-// is small enough to inline, so that a success takes one call less.
+// complete records the outcome of an admitted call that returned err,
+// judged by the config's IsIgnored and IsFailure (or, from a done of Allow,
+// by FailOn). It is small enough to inline, so that a success takes one
+// call less.
 func (c *core) complete(t ticket, err error) {
-	if err == nil {
+	if err == nil && !c.failOn {
 		c.succeed(t)
 		return
 	}
 	c.completeErr(t, err)
 }
 
-// succeed is release for a call that returned no error: the common case,
-// kept apart so that it stays lean.
-func (c *core) succeed(t ticket) {
-	now := unknownTime
-	if c.stamp || c.timed {
-		now = c.elapsed()
+// completeErr is complete for a non-nil err, or with FailOn.
+func (c *core) completeErr(t ticket, err error) {
+	var judge func() bool
+	if c.failOnErr != nil {
+		judge = func() bool { return c.failOnErr(err) }
 	}
-	d := now - t.start
-	if !c.stamp {
-		d = 0
-	}
-	if (!c.slowOn || d < c.cfg.SlowCallDuration) && c.stripeSuccess(t.gen, now) {
-		if c.wants.Has(EventSuccess) {
-			c.tell(Event{Kind: EventSuccess, Duration: d, Time: c.at(now)})
-		}
-		return
-	}
-	c.release(t, EventSuccess, nil)
+	c.completeJudged(t, err, judge)
 }
 
-// completeErr is complete for a non-nil err.
-func (c *core) completeErr(t ticket, err error) {
-	kind, p := c.classify(err)
-	c.release(t, kind, err)
+// completeJudged records the outcome of an admitted call that returned
+// err; judge, if not nil, says whether it failed, in place of IsFailure.
+func (c *core) completeJudged(t ticket, err error, judge func() bool) {
+	kind, p := c.classify(err, judge)
+	if kind == EventSuccess && err == nil {
+		c.succeed(t)
+	} else {
+		c.release(t, kind, err)
+	}
 	if p != nil {
-		panic(p) // from IsIgnored or IsFailure, now that the call is recorded
+		panic(p) // from a classifier, now that the call is recorded
 	}
 }
 
@@ -449,38 +524,66 @@ func (c *core) abort(t ticket, p any) {
 	panic(p)
 }
 
-// classify turns a call's error into its outcome. A panic in IsIgnored or
-// IsFailure makes the call a failure; the panic value is returned so that
-// it can be re-raised once the call is recorded.
-func (c *core) classify(err error) (kind EventKind, p any) {
+// classify turns a call's error into its outcome: IsIgnored first, then
+// judge if not nil, else IsFailure. A panic in one of them makes the call a
+// failure; the panic value is returned so that it can be re-raised once
+// the call is recorded.
+func (c *core) classify(err error, judge func() bool) (kind EventKind, p any) {
 	defer func() {
 		if r := recover(); r != nil {
 			kind, p = EventFailure, r
 		}
 	}()
+	s := c.hot.Load()
 	switch {
-	case c.cfg.IsIgnored(err):
+	case err != nil && s.isIgnored(err):
 		return EventIgnored, nil
-	case c.cfg.IsFailure(err):
+	case judge != nil:
+		if judge() {
+			return EventFailure, nil
+		}
+	case err != nil && s.isFailure(err):
 		return EventFailure, nil
 	}
 	return EventSuccess, nil
 }
 
-// release records the end of an admitted call and delivers its event.
-func (c *core) release(t ticket, kind EventKind, err error) {
+// succeed is release for a call that succeeded: the common case, kept
+// apart so that it stays lean.
+func (c *core) succeed(t ticket) {
+	s := c.hot.Load()
 	now := unknownTime
-	if c.stamp || c.timed {
+	if s.stamp || s.timed {
 		now = c.elapsed()
 	}
 	var d time.Duration
-	if c.stamp {
+	if t.start != unknownTime && now != unknownTime {
 		d = now - t.start
 	}
-	isSlow := c.slowOn && d >= c.cfg.SlowCallDuration
-	if kind == EventSuccess && !isSlow && c.stripeSuccess(t.gen, now) {
-		if c.wants.Has(EventSuccess) {
-			c.tell(Event{Kind: EventSuccess, Err: err, Duration: d, Time: c.at(now)})
+	if (s.slowCall <= 0 || d < s.slowCall) && c.stripeSuccess(t.gen, now, s.timed) {
+		if s.wants.Has(EventSuccess) {
+			c.tell(s, Event{Kind: EventSuccess, Duration: d, Time: c.at(now)})
+		}
+		return
+	}
+	c.release(t, EventSuccess, nil)
+}
+
+// release records the end of an admitted call and delivers its event.
+func (c *core) release(t ticket, kind EventKind, err error) {
+	s := c.hot.Load()
+	now := unknownTime
+	if s.stamp || s.timed {
+		now = c.elapsed()
+	}
+	var d time.Duration
+	if t.start != unknownTime && now != unknownTime {
+		d = now - t.start
+	}
+	isSlow := s.slowCall > 0 && d >= s.slowCall
+	if kind == EventSuccess && !isSlow && c.stripeSuccess(t.gen, now, s.timed) {
+		if s.wants.Has(EventSuccess) {
+			c.tell(s, Event{Kind: EventSuccess, Err: err, Duration: d, Time: c.at(now)})
 		}
 		return
 	}
@@ -490,7 +593,7 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	if t.gen == c.gen {
 		c.recordResult(kind, isSlow, now)
 	}
-	if !c.wants.Has(kind) {
+	if !s.wants.Has(kind) {
 		c.unlock(now)
 		return
 	}
@@ -503,17 +606,16 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	}
 	c.allowStripes(now)
 	c.mu.Unlock()
-	c.tell(e)
+	c.tell(s, e)
 }
 
 // stripeSuccess counts a success of generation gen, neither slow nor a
 // failure, in counts, if the last holder of mu said that such a success
 // can change nothing but the window's counts. It reports whether it did.
-func (c *core) stripeSuccess(gen uint64, now time.Duration) bool {
-	return c.stripeGen.Load() == gen+1 && (!c.timed || int64(now) < c.stripeUntil.Load()) &&
+func (c *core) stripeSuccess(gen uint64, now time.Duration, timed bool) bool {
+	return c.stripeGen.Load() == gen+1 && (!timed || int64(now) < c.stripeUntil.Load()) &&
 		c.counts.addTagged(uint32(gen))
 }
-
 // lock takes mu and moves the successes waiting in counts into the window.
 // Those of an earlier generation are dropped from it: they finished after
 // the state changed.
@@ -552,13 +654,14 @@ func (c *core) allowStripes(now time.Duration) {
 	var gen uint64
 	until := int64(math.MaxInt64)
 	if (c.state == StateClosed || c.state == StateDisabled) && c.consecutive == 0 {
-		if c.timed {
+		timed := c.cfg.Window == TimeWindow
+		if timed {
 			now = c.known(now)
 		}
 		n := c.win.totals(now)
-		if c.state == StateDisabled || n.calls >= c.cfg.MinimumCalls && !c.ratesTrip(n) {
+		if c.state == StateDisabled || c.cfg.TripRule != nil || n.calls >= c.cfg.MinimumCalls && !c.ratesTrip(n) {
 			gen = c.gen + 1
-			if c.timed {
+			if timed {
 				c.stripeAt = now
 				until = int64(c.win.(*timeWindow).steadyUntil(now))
 			}
@@ -580,11 +683,17 @@ func (c *core) allowStripes(now time.Duration) {
 
 func (c *core) currentState() State {
 	s := State(c.word.Load() & stateMask)
-	if s != StateOpen {
+	var until int64
+	switch s {
+	case StateOpen:
+		until = c.openUntil.Load()
+	case StateHalfOpen:
+		until = c.halfOpenUntil.Load()
+	default:
 		return s
 	}
 	now := c.elapsed()
-	if int64(now) < c.openUntil.Load() {
+	if int64(now) < until {
 		return s
 	}
 	c.lock()
@@ -643,7 +752,7 @@ func (c *core) force(s State) {
 	c.lock()
 	from := c.state
 	if from != s {
-		c.setState(s, unknownTime)
+		c.setState(s, unknownTime, Reason{Kind: ReasonManual})
 	}
 	if c.peer != nil {
 		c.peer.Changed(Change{From: from, To: s, Manual: true, Totals: c.totals})
@@ -654,13 +763,14 @@ func (c *core) force(s State) {
 func (c *core) reset() {
 	c.lock()
 	from := c.state
-	c.close(unknownTime)
+	c.close(unknownTime, Reason{Kind: ReasonManual})
 	if c.peer != nil {
 		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true, Totals: c.totals})
 	}
 	c.unlock(unknownTime)
 }
 
+// noop is the done of a refused Allow. A func literal in a generic method
 // noop is the done of a refused Allow. A func literal in a generic method
 // would capture the method's dictionary and allocate.
 var noop = func(error) {}

@@ -1091,7 +1091,9 @@ func TestListenerEventsInOrder(t *testing.T) {
 	}
 	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventSuccess, Duration: time.Second, Slow: true, Time: t0.Add(time.Second)}, events[0])
 	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventFailure, Err: errBoom, Time: t0.Add(time.Second)}, events[1])
-	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventStateChange, From: breaker.StateClosed, To: breaker.StateOpen, Time: t0.Add(time.Second)}, events[2])
+	assert.Equal(t, breaker.Event{Breaker: "dep", Kind: breaker.EventStateChange, From: breaker.StateClosed, To: breaker.StateOpen, Time: t0.Add(time.Second),
+		Reason: breaker.Reason{Kind: breaker.ReasonFailureRate, Rate: 0.5, Threshold: 0.5, Calls: 2}}, events[2])
+	assert.Equal(t, "failure rate 0.5 ≥ 0.5 over 2 calls", events[2].Reason.String())
 	assert.Equal(t, t0.Add(11*time.Second), events[4].Time)
 }
 
@@ -1481,4 +1483,231 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestReasons(t *testing.T) {
+	cases := []struct {
+		name  string
+		cfg   breaker.Config
+		steps string
+		want  []string // transition: reason
+	}{
+		{"failure rate", breaker.Config{WindowSize: 4, MinimumCalls: 4}, "SSFF",
+			[]string{"closed->open: failure rate 0.5 ≥ 0.5 over 4 calls"}},
+		{"slow-call rate", breaker.Config{WindowSize: 4, MinimumCalls: 4, SlowCallDuration: time.Second, SlowCallRateThreshold: 0.75}, "LLSL",
+			[]string{"closed->open: slow-call rate 0.75 ≥ 0.75 over 4 calls"}},
+		{"consecutive failures", breaker.Config{ConsecutiveFailures: 3}, "FFF",
+			[]string{"closed->open: 3 consecutive failures"}},
+		{"probe failed", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second}, "F+F",
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->open: trial call failed"}},
+		{"probe slow", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second, SlowCallDuration: 2 * time.Second}, "F+L",
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->open: trial call slow"}},
+		{"probes succeeded", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second, HalfOpenMaxCalls: 2}, "F+SS",
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->closed: 2 trial calls succeeded"}},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.cfg)
+			for _, step := range tt.steps {
+				h.do(byte(step))
+			}
+			assert.Equal(t, tt.want, reasons(h))
+		})
+	}
+	t.Run("manual", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		h.ForceOpen()
+		h.Reset()
+		h.OpenFor(time.Minute)
+		assert.Equal(t, []string{"closed->forced-open: manual", "forced-open->closed: manual", "closed->open: manual, for 1m0s"}, reasons(h))
+	})
+	t.Run("trip rule", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{TripRule: func(c breaker.Counts) bool { return c.Failures >= 2 }})
+		h.do('F')
+		h.do('F')
+		assert.Equal(t, []string{"closed->open: trip rule: 2 calls, 2 failures, 0 slow, 2 failures in a row"}, reasons(h))
+	})
+	assert.Equal(t, "ReasonKind(99)", breaker.ReasonKind(99).String())
+	assert.Equal(t, "half-open-max-wait", breaker.ReasonHalfOpenMaxWait.String())
+}
+
+// reasons renders h's state changes as "from->to: reason".
+func reasons(h *harness) []string {
+	var out []string
+	for _, e := range h.rec.all() {
+		if e.Kind == breaker.EventStateChange {
+			out = append(out, fmt.Sprintf("%v->%v: %v", e.From, e.To, e.Reason))
+		}
+	}
+	return out
+}
+
+// TestHalfOpenNeverSticks checks that under the default config a half-open
+// period that nothing decides (a trial whose done is lost, a trial call
+// that hangs) ends as a failed trial, and that the breaker then probes
+// again as usual.
+func TestHalfOpenNeverSticks(t *testing.T) {
+	t.Run("leaked permit", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{MaxOpenTimeout: time.Hour})
+		h.halfOpen(t)
+		leaked, err := h.Allow() // never done
+		require.NoError(t, err)
+		h.clk.Add(breaker.DefaultHalfOpenMaxWait - time.Nanosecond)
+		assert.ErrorIs(t, h.do('S'), breaker.ErrTooManyCalls, "the trial still has its time")
+		h.clk.Add(time.Nanosecond)
+		assert.ErrorIs(t, h.do('S'), breaker.ErrOpen, "its time is up: open again")
+		assert.Equal(t, 2*breaker.DefaultOpenTimeout, h.Metrics().RetryAfter, "with back-off")
+		h.clk.Add(2 * breaker.DefaultOpenTimeout)
+		require.NoError(t, h.do('S'), "a new trial")
+		assert.Equal(t, breaker.StateClosed, h.State())
+		leaked(errBoom)
+		assert.Equal(t, breaker.StateClosed, h.State(), "the late outcome is dropped")
+		assert.Contains(t, reasons(h), "half-open->open: no trial decided within 1m0s")
+	})
+	t.Run("hanging probe", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{})
+		h.halfOpen(t)
+		started, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error)
+		go func() {
+			_, err := h.Execute(context.Background(), func(context.Context) (int, error) {
+				close(started)
+				<-release
+				return 0, nil
+			})
+			done <- err
+		}()
+		<-started
+		h.clk.Add(breaker.DefaultHalfOpenMaxWait)
+		assert.Equal(t, breaker.StateOpen, h.State(), "State alone ends the period")
+		h.clk.Add(breaker.DefaultOpenTimeout)
+		require.NoError(t, h.do('S'))
+		assert.Equal(t, breaker.StateClosed, h.State())
+		close(release)
+		assert.NoError(t, <-done)
+		assert.Equal(t, 0, h.Metrics().Calls, "the hung trial's success counts nowhere")
+	})
+	t.Run("negative turns it off", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{HalfOpenMaxWait: -1})
+		h.halfOpen(t)
+		_, err := h.Allow()
+		require.NoError(t, err)
+		h.clk.Add(10 * 365 * 24 * time.Hour)
+		assert.Equal(t, breaker.StateHalfOpen, h.State())
+		assert.ErrorIs(t, h.do('S'), breaker.ErrTooManyCalls)
+	})
+	t.Run("a shorter wait", func(t *testing.T) {
+		h := newHarness(t, breaker.Config{HalfOpenMaxWait: 3 * time.Second, HalfOpenMaxCalls: 2})
+		h.halfOpen(t)
+		_, err := h.Allow()
+		require.NoError(t, err)
+		h.clk.Add(3 * time.Second)
+		assert.Equal(t, breaker.StateOpen, h.Metrics().State)
+	})
+}
+
+func TestOpenFor(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 10})
+	h.do('F')
+	h.OpenFor(2 * time.Minute)
+	m := h.Metrics()
+	assert.Equal(t, breaker.StateOpen, m.State)
+	assert.Equal(t, 2*time.Minute, m.RetryAfter)
+	assert.Equal(t, uint64(1), m.Lifetime.Opens)
+	var re *breaker.RejectedError
+	require.ErrorAs(t, h.do('S'), &re)
+	assert.Equal(t, h.clk.Now().Add(2*time.Minute), re.RetryAt)
+
+	h.OpenFor(time.Minute) // while open: the new period replaces the old
+	assert.Equal(t, time.Minute, h.Metrics().RetryAfter)
+	h.clk.Add(time.Minute)
+	assert.Equal(t, breaker.StateHalfOpen, h.State())
+	require.NoError(t, h.do('S'))
+	assert.Equal(t, breaker.StateClosed, h.State())
+
+	h.OpenFor(-time.Second)
+	assert.Equal(t, breaker.StateHalfOpen, h.State(), "0 or less: the next use finds it half-open")
+	assert.Contains(t, reasons(h), "closed->open: manual")
+}
+
+// response is what an HTTP-like call returns.
+type response struct{ status int }
+
+func TestFailOn(t *testing.T) {
+	clk := clock.NewMock()
+	serverError := func(r *response, err error) bool { return err != nil || r != nil && r.status >= 500 }
+	b, err := breaker.New[*response]("api", breaker.Config{WindowSize: 2, Clock: clk}, breaker.FailOn(serverError))
+	require.NoError(t, err)
+	call := func(r *response, err error) (*response, error) {
+		return b.Execute(context.Background(), func(context.Context) (*response, error) { return r, err })
+	}
+	got, err := call(&response{200}, nil)
+	assert.NoError(t, err)
+	assert.Equal(t, 200, got.status)
+	got, err = call(&response{503}, nil)
+	assert.NoError(t, err, "the result and error come back untouched")
+	assert.Equal(t, 503, got.status)
+	assert.Equal(t, breaker.StateOpen, b.State(), "a 503 is a failure: 1 in 2")
+	assert.Equal(t, uint64(1), b.Metrics().Lifetime.Failures)
+
+	b.Reset()
+	_, err = call(nil, context.Canceled)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, uint64(1), b.Metrics().Lifetime.Ignored, "IsIgnored comes first")
+
+	done, err := b.Allow()
+	require.NoError(t, err)
+	done(errBoom) // FailOn sees the zero result and the error
+	assert.Equal(t, uint64(2), b.Metrics().Lifetime.Failures)
+
+	panicky, err := breaker.New[int]("p", breaker.Config{}, breaker.FailOn(func(int, error) bool { panic("classifier bug") }))
+	require.NoError(t, err)
+	assert.PanicsWithValue(t, "classifier bug", func() {
+		panicky.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	})
+	assert.Equal(t, uint64(1), panicky.Metrics().Lifetime.Failures, "recorded as a failure first")
+
+	nilOpt, err := breaker.New[int]("n", breaker.Config{}, nil)
+	require.NoError(t, err, "a nil option is ignored")
+	_, err = nilOpt.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	assert.NoError(t, err)
+}
+
+func TestFailOnAllocatesNothing(t *testing.T) {
+	b, err := breaker.New[int]("dep", breaker.Config{}, breaker.FailOn(func(v int, err error) bool { return err != nil || v < 0 }))
+	require.NoError(t, err)
+	fn := func(context.Context) (int, error) { return 1, nil }
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { b.Execute(context.Background(), fn) }))
+}
+
+func TestTripRule(t *testing.T) {
+	asked := 0
+	h := newHarness(t, breaker.Config{WindowSize: 10, TripRule: func(c breaker.Counts) bool {
+		asked++
+		return c.Calls >= 3 && float64(c.Failures)/float64(c.Calls) >= 0.6 // gobreaker's ReadyToTrip example
+	}})
+	for _, step := range "SSS" {
+		h.do(byte(step))
+	}
+	assert.Zero(t, asked, "successes never ask the rule")
+	h.do('F')
+	h.do('F')
+	assert.Equal(t, 2, asked)
+	assert.Equal(t, breaker.StateClosed, h.State(), "2 failures in 5: 0.4")
+	h.do('F')
+	h.do('F')
+	assert.Equal(t, breaker.StateClosed, h.State(), "4 in 7: 0.57")
+	h.do('F')
+	assert.Equal(t, breaker.StateOpen, h.State(), "5 in 8: 0.625")
+	assert.Equal(t, 5, asked, "asked after each failure")
+
+	t.Run("panicking rule trips nothing", func(t *testing.T) {
+		var logged bytes.Buffer
+		log.SetOutput(&logged)
+		t.Cleanup(func() { log.SetOutput(os.Stderr) })
+		h := newHarness(t, breaker.Config{TripRule: func(breaker.Counts) bool { panic("rule bug") }})
+		assert.NotPanics(t, func() { h.do('F') })
+		assert.Equal(t, breaker.StateClosed, h.State())
+		assert.Contains(t, logged.String(), `breaker "dep": TripRule panicked: rule bug`)
+	})
 }

@@ -17,6 +17,7 @@ const (
 	DefaultSlowCallRateThreshold = 1.0
 	DefaultOpenTimeout           = 30 * time.Second
 	DefaultHalfOpenMaxCalls      = 1
+	DefaultHalfOpenMaxWait       = time.Minute
 )
 
 // Limits that keep a window's memory bounded.
@@ -115,6 +116,23 @@ type Config struct {
 	// [1, HalfOpenMaxCalls]. Default HalfOpenMaxCalls.
 	SuccessThreshold int
 
+	// HalfOpenMaxWait bounds a half-open period: one that has gone this
+	// long without a decision (a trial whose done was never called, a trial
+	// call that hangs) counts as a failed trial, and the circuit opens
+	// again, with back-off; late outcomes of its trials are dropped. It is
+	// checked when the breaker is next used or read: there is no timer.
+	// Default DefaultHalfOpenMaxWait; a negative value turns it off.
+	HalfOpenMaxWait time.Duration
+
+	// TripRule, if set, decides when the circuit trips, in place of
+	// MinimumCalls, the rate thresholds and ConsecutiveFailures: it is asked
+	// with the window's counts after each failure or slow call in closed
+	// state (successes never trip then), as gobreaker asks ReadyToTrip. It
+	// runs under the breaker's lock, so it must be quick and must not call
+	// the breaker; a panic in it is recovered and logged, and trips nothing.
+	// Default nil.
+	TripRule func(Counts) bool
+
 	// IsFailure reports whether a non-nil error counts as a failure. Default
 	// nil: every non-nil error does. An error that is not a failure counts
 	// as a success.
@@ -143,41 +161,64 @@ type Config struct {
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
 
+// Counts are what a TripRule decides on: the window's recorded calls,
+// failures and slow calls, and the failures in a row up to now.
+type Counts struct {
+	Calls, Failures, SlowCalls, ConsecutiveFailures int
+}
+
 // normalize returns c with its defaults filled in, or the first invalid
 // field as a *ConfigError.
 func (c Config) normalize() (Config, error) {
-	bad := func(field string, value any, allowed string) (Config, error) {
-		return Config{}, &ConfigError{Field: field, Value: value, Allowed: allowed}
+	n, errs := c.check()
+	if len(errs) > 0 {
+		return Config{}, errs[0]
+	}
+	return n, nil
+}
+
+// check returns c with its defaults filled in, and every invalid field, in
+// the order of Config's fields. An invalid field is taken at its default
+// to check the fields that depend on it.
+func (c Config) check() (Config, []*ConfigError) {
+	var errs []*ConfigError
+	bad := func(field string, value any, allowed string) {
+		errs = append(errs, &ConfigError{Field: field, Value: value, Allowed: allowed})
 	}
 	unit := func(x float64) bool { return x > 0 && x <= 1 } // false for NaN
 
 	switch c.Window {
 	case CountWindow, TimeWindow:
 	default:
-		return bad("Window", c.Window, "{CountWindow, TimeWindow}")
+		bad("Window", c.Window, "{CountWindow, TimeWindow}")
+		c.Window = CountWindow
 	}
 	if c.WindowSize == 0 {
 		c.WindowSize = DefaultWindowSize
 	}
 	if c.WindowSize < 1 || c.WindowSize > MaxWindowSize {
-		return bad("WindowSize", c.WindowSize, fmt.Sprintf("[1, %d]", MaxWindowSize))
+		bad("WindowSize", c.WindowSize, fmt.Sprintf("[1, %d]", MaxWindowSize))
+		c.WindowSize = DefaultWindowSize
 	}
 	if c.WindowDuration == 0 {
 		c.WindowDuration = DefaultWindowDuration
 	}
 	if c.WindowDuration < 0 {
-		return bad("WindowDuration", c.WindowDuration, "(0, ∞)")
+		bad("WindowDuration", c.WindowDuration, "(0, ∞)")
+		c.WindowDuration = DefaultWindowDuration
 	}
 	if c.BucketDuration == 0 {
 		c.BucketDuration = ceilDiv(c.WindowDuration, DefaultBuckets)
 	}
-	if c.BucketDuration < 0 || c.BucketDuration > c.WindowDuration {
-		return bad("BucketDuration", c.BucketDuration, fmt.Sprintf("(0, WindowDuration %v]", c.WindowDuration))
-	}
-	if ceilDiv(c.WindowDuration, c.BucketDuration) > MaxBuckets {
-		return bad("BucketDuration", c.BucketDuration,
+	switch {
+	case c.BucketDuration < 0 || c.BucketDuration > c.WindowDuration:
+		bad("BucketDuration", c.BucketDuration, fmt.Sprintf("(0, WindowDuration %v]", c.WindowDuration))
+		c.BucketDuration = ceilDiv(c.WindowDuration, DefaultBuckets)
+	case ceilDiv(c.WindowDuration, c.BucketDuration) > MaxBuckets:
+		bad("BucketDuration", c.BucketDuration,
 			fmt.Sprintf("[%v, %v] (WindowDuration %v in at most %d buckets)",
 				ceilDiv(c.WindowDuration, MaxBuckets), c.WindowDuration, c.WindowDuration, MaxBuckets))
+		c.BucketDuration = ceilDiv(c.WindowDuration, DefaultBuckets)
 	}
 	if c.MinimumCalls == 0 {
 		c.MinimumCalls = DefaultMinimumCalls
@@ -185,57 +226,71 @@ func (c Config) normalize() (Config, error) {
 			c.MinimumCalls = min(c.MinimumCalls, c.WindowSize)
 		}
 	}
-	if c.MinimumCalls < 1 {
-		return bad("MinimumCalls", c.MinimumCalls, "[1, ∞)")
-	}
-	if c.Window == CountWindow && c.MinimumCalls > c.WindowSize {
-		return bad("MinimumCalls", c.MinimumCalls, fmt.Sprintf("[1, WindowSize %d]", c.WindowSize))
+	switch {
+	case c.MinimumCalls < 1:
+		bad("MinimumCalls", c.MinimumCalls, "[1, ∞)")
+		c.MinimumCalls = 1
+	case c.Window == CountWindow && c.MinimumCalls > c.WindowSize:
+		bad("MinimumCalls", c.MinimumCalls, fmt.Sprintf("[1, WindowSize %d]", c.WindowSize))
+		c.MinimumCalls = 1
 	}
 	if c.FailureRateThreshold == 0 {
 		c.FailureRateThreshold = DefaultFailureRateThreshold
 	}
 	if !unit(c.FailureRateThreshold) {
-		return bad("FailureRateThreshold", c.FailureRateThreshold, "(0, 1]")
+		bad("FailureRateThreshold", c.FailureRateThreshold, "(0, 1]")
+		c.FailureRateThreshold = DefaultFailureRateThreshold
 	}
 	if c.ConsecutiveFailures < 0 {
-		return bad("ConsecutiveFailures", c.ConsecutiveFailures, "[0, ∞) (0 turns it off)")
+		bad("ConsecutiveFailures", c.ConsecutiveFailures, "[0, ∞) (0 turns it off)")
+		c.ConsecutiveFailures = 0
 	}
 	if c.SlowCallDuration < 0 {
-		return bad("SlowCallDuration", c.SlowCallDuration, "[0, ∞) (0 turns it off)")
+		bad("SlowCallDuration", c.SlowCallDuration, "[0, ∞) (0 turns it off)")
+		c.SlowCallDuration = 0
 	}
 	if c.SlowCallRateThreshold == 0 {
 		c.SlowCallRateThreshold = DefaultSlowCallRateThreshold
 	}
 	if !unit(c.SlowCallRateThreshold) {
-		return bad("SlowCallRateThreshold", c.SlowCallRateThreshold, "(0, 1]")
+		bad("SlowCallRateThreshold", c.SlowCallRateThreshold, "(0, 1]")
+		c.SlowCallRateThreshold = DefaultSlowCallRateThreshold
 	}
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = DefaultOpenTimeout
 	}
 	if c.OpenTimeout < 0 {
-		return bad("OpenTimeout", c.OpenTimeout, "(0, ∞)")
+		bad("OpenTimeout", c.OpenTimeout, "(0, ∞)")
+		c.OpenTimeout = DefaultOpenTimeout
 	}
 	if c.MaxOpenTimeout != 0 && c.MaxOpenTimeout < c.OpenTimeout {
-		return bad("MaxOpenTimeout", c.MaxOpenTimeout, fmt.Sprintf("[OpenTimeout %v, ∞) or 0 (no back-off)", c.OpenTimeout))
+		bad("MaxOpenTimeout", c.MaxOpenTimeout, fmt.Sprintf("[OpenTimeout %v, ∞) or 0 (no back-off)", c.OpenTimeout))
+		c.MaxOpenTimeout = 0
 	}
 	if !(c.OpenJitter >= 0 && c.OpenJitter < 1) {
-		return bad("OpenJitter", c.OpenJitter, "[0, 1)")
+		bad("OpenJitter", c.OpenJitter, "[0, 1)")
+		c.OpenJitter = 0
 	}
 	if c.HalfOpenMaxCalls == 0 {
 		c.HalfOpenMaxCalls = DefaultHalfOpenMaxCalls
 	}
 	if c.HalfOpenMaxCalls < 1 {
-		return bad("HalfOpenMaxCalls", c.HalfOpenMaxCalls, "[1, ∞)")
+		bad("HalfOpenMaxCalls", c.HalfOpenMaxCalls, "[1, ∞)")
+		c.HalfOpenMaxCalls = DefaultHalfOpenMaxCalls
 	}
 	if c.SuccessThreshold == 0 {
 		c.SuccessThreshold = c.HalfOpenMaxCalls
 	}
 	if c.SuccessThreshold < 1 || c.SuccessThreshold > c.HalfOpenMaxCalls {
-		return bad("SuccessThreshold", c.SuccessThreshold, fmt.Sprintf("[1, HalfOpenMaxCalls %d]", c.HalfOpenMaxCalls))
+		bad("SuccessThreshold", c.SuccessThreshold, fmt.Sprintf("[1, HalfOpenMaxCalls %d]", c.HalfOpenMaxCalls))
+		c.SuccessThreshold = c.HalfOpenMaxCalls
+	}
+	if c.HalfOpenMaxWait == 0 {
+		c.HalfOpenMaxWait = DefaultHalfOpenMaxWait
 	}
 	for i, l := range c.Listeners {
 		if f, ok := l.(ListenerFunc); l == nil || ok && f == nil {
-			return bad(fmt.Sprintf("Listeners[%d]", i), nil, "a non-nil Listener")
+			bad(fmt.Sprintf("Listeners[%d]", i), nil, "a non-nil Listener")
 		}
 	}
 	if c.IsFailure == nil {
@@ -245,7 +300,7 @@ func (c Config) normalize() (Config, error) {
 		c.IsIgnored = isCanceled
 	}
 	c.Listeners = append([]Listener(nil), c.Listeners...) // the caller may reuse its slice
-	return c, nil
+	return c, errs
 }
 
 // ceilDiv is a/b rounded up, for positive a and b, without overflow.

@@ -211,6 +211,7 @@ func fuzzConfig(p []byte) breaker.Config {
 	if p[3]&2 == 2 {
 		cfg.MaxOpenTimeout = 35 * time.Second
 	}
+	cfg.HalfOpenMaxWait = []time.Duration{0, -1, 15 * time.Second, 40 * time.Second}[p[1]>>4%4]
 	cfg.SuccessThreshold = 1 + int(p[3]>>4)%cfg.HalfOpenMaxCalls
 	return cfg
 }
@@ -247,6 +248,9 @@ type modelOutcome struct {
 }
 
 func newModel(cfg breaker.Config, now time.Time) *model {
+	if cfg.HalfOpenMaxWait == 0 {
+		cfg.HalfOpenMaxWait = breaker.DefaultHalfOpenMaxWait
+	}
 	return &model{cfg: cfg, base: now, since: now}
 }
 
@@ -271,6 +275,10 @@ func (m *model) enter(s breaker.State, now time.Time) {
 func (m *model) tick(now time.Time) {
 	if m.state == breaker.StateOpen && !now.Before(m.openUntil) {
 		m.enter(breaker.StateHalfOpen, now)
+	}
+	if w := m.cfg.HalfOpenMaxWait; m.state == breaker.StateHalfOpen && w > 0 && !now.Before(m.since.Add(w)) {
+		m.reopens++ // a half-open period without a decision is a failed trial
+		m.trip(now)
 	}
 }
 

@@ -58,6 +58,7 @@ type Event struct {
 	Breaker  string    // the breaker's name
 	Kind     EventKind // what happened
 	From, To State     // EventStateChange: the states left and entered
+	Reason   Reason    // EventStateChange: why
 	Err      error     // the call's error, or the rejection error
 	Duration time.Duration
 	Slow     bool      // the call lasted at least SlowCallDuration (slow tracking on)
@@ -184,10 +185,10 @@ func eventMask(l MaskedListener) (m EventMask, err error) {
 	return l.EventMask() & AllEvents, nil
 }
 
-// attach tells the Attachers among the listeners of c that they hear from
-// it. A panic in Attach is recovered and logged.
-func (c *core) attach() {
-	for _, s := range c.subs {
+// attach tells the Attachers among subs that they hear from c. A panic in
+// Attach is recovered and logged.
+func (c *core) attach(subs []subscriber) {
+	for _, s := range subs {
 		a, ok := s.l.(Attacher)
 		if !ok {
 			continue
@@ -203,13 +204,13 @@ func (c *core) attach() {
 	}
 }
 
-// tell delivers e, the event of a call, to the listeners that want it, on
-// the calling goroutine.
-func (c *core) tell(e Event) {
+// tell delivers e, the event of a call, to the listeners of s that want
+// it, on the calling goroutine.
+func (c *core) tell(s *settings, e Event) {
 	e.Breaker = c.name
-	for i := range c.subs {
-		if c.subs[i].mask.Has(e.Kind) {
-			notify(c.subs[i].l, &e)
+	for i := range s.subs {
+		if s.subs[i].mask.Has(e.Kind) {
+			notify(s.subs[i].l, &e)
 		}
 	}
 }
@@ -286,7 +287,7 @@ type feed struct {
 // emit queues e, a state event that happened at now, for the listeners
 // that want it. It requires mu held.
 func (c *core) emit(e Event, now time.Duration) {
-	if !c.wants.Has(e.Kind) {
+	if !c.hot.Load().wants.Has(e.Kind) {
 		return
 	}
 	e.Breaker, e.Time = c.name, c.at(now)
@@ -471,11 +472,12 @@ func (c *core) run(mine uint64) {
 			}
 		}
 		n = f.take(batch[:])
+		subs := c.hot.Load().subs
 		c.mu.Unlock()
 		for at = 0; at < n; at++ {
-			for j := range c.subs {
-				if c.subs[j].mask.Has(batch[at].Kind) {
-					notify(c.subs[j].l, &batch[at])
+			for j := range subs {
+				if subs[j].mask.Has(batch[at].Kind) {
+					notify(subs[j].l, &batch[at])
 				}
 			}
 		}

@@ -132,9 +132,12 @@ func TestRegistrySnapshotAndReset(t *testing.T) {
 	assert.Equal(t, breaker.StateOpen, snap[1].State)
 	assert.Equal(t, 10*time.Second, snap[1].RetryAfter)
 	assert.Equal(t, []breaker.Transition{
-		{From: breaker.StateClosed, To: breaker.StateOpen, Time: start},
-		{From: breaker.StateOpen, To: breaker.StateHalfOpen, Time: start.Add(10 * time.Second)},
-		{From: breaker.StateHalfOpen, To: breaker.StateOpen, Time: start.Add(10 * time.Second)},
+		{From: breaker.StateClosed, To: breaker.StateOpen, Time: start,
+			Reason: breaker.Reason{Kind: breaker.ReasonFailureRate, Rate: 1, Threshold: 0.5, Calls: 1}},
+		{From: breaker.StateOpen, To: breaker.StateHalfOpen, Time: start.Add(10 * time.Second),
+			Reason: breaker.Reason{Kind: breaker.ReasonOpenWaitOver}},
+		{From: breaker.StateHalfOpen, To: breaker.StateOpen, Time: start.Add(10 * time.Second),
+			Reason: breaker.Reason{Kind: breaker.ReasonTrialFailed}},
 	}, snap[1].History)
 
 	c, ok := r.Circuit("b")

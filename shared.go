@@ -91,6 +91,7 @@ func (l *Local) Counts() Totals {
 // do not count, and listeners hear of state changes as usual. A State
 // that is none of the five is ignored.
 func (l *Local) Apply(s State, wait time.Duration) {
+	fleet := Reason{Kind: ReasonFleet}
 	if s > StateDisabled {
 		return // not a state: a store must not make one up
 	}
@@ -102,15 +103,15 @@ func (l *Local) Apply(s State, wait time.Duration) {
 		c.openUntil.Store(int64(now + min(max(wait, 0), maxDuration-max(now, 0))))
 		if c.state != StateOpen {
 			c.life.opens.Add(1)
-			c.setState(StateOpen, now)
+			c.setState(StateOpen, now, fleet)
 		}
 	case StateClosed:
-		c.close(now)
+		c.close(now, fleet)
 	case StateHalfOpen:
-		c.setState(StateHalfOpen, now) // a new period, even if half-open already
+		c.setState(StateHalfOpen, now, fleet) // a new period, even if half-open already
 	default:
 		if c.state != s {
-			c.setState(s, now)
+			c.setState(s, now, fleet)
 		}
 	}
 	c.unlock(now)

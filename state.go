@@ -2,8 +2,10 @@ package breaker
 
 import (
 	"fmt"
+	"log"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 )
 
@@ -67,14 +69,21 @@ const (
 // The methods below move the state machine. Each requires c.mu held. A now
 // of unknownTime means the caller has not read the clock.
 
-// setState enters s at now and starts a new generation, so that outcomes of
-// calls admitted before do not count in s.
-func (c *core) setState(s State, now time.Duration) {
+// setState enters s at now for reason r and starts a new generation, so
+// that outcomes of calls admitted before do not count in s.
+func (c *core) setState(s State, now time.Duration, r Reason) {
 	now = c.known(now)
 	from := c.state
 	c.state = s
 	c.gen++
 	c.trials, c.trialSuccesses, c.fleetDenied = 0, 0, false
+	if s == StateHalfOpen {
+		until := int64(math.MaxInt64)
+		if w := c.cfg.HalfOpenMaxWait; w > 0 {
+			until = int64(now + min(w, maxDuration-max(now, 0)))
+		}
+		c.halfOpenUntil.Store(until)
+	}
 	c.word.Store(c.gen<<stateBits | uint64(s))
 	if from != s {
 		c.since = now
@@ -82,9 +91,9 @@ func (c *core) setState(s State, now time.Duration) {
 		if c.history == nil {
 			c.history = new([historyLen]change)
 		}
-		c.history[c.changes%historyLen] = change{from, s, now}
+		c.history[c.changes%historyLen] = change{from, s, now, r}
 		c.changes++
-		c.emit(Event{Kind: EventStateChange, From: from, To: s}, now)
+		c.emit(Event{Kind: EventStateChange, From: from, To: s, Reason: r}, now)
 	}
 }
 
@@ -95,12 +104,14 @@ const historyLen = 16
 type Transition struct {
 	From, To State
 	Time     time.Time
+	Reason   Reason
 }
 
 // change is a Transition as the breaker keeps it, timed by its own clock.
 type change struct {
 	from, to State
 	at       time.Duration
+	reason   Reason
 }
 
 // transitions returns the remembered state changes, oldest first. It
@@ -110,26 +121,36 @@ func (c *core) transitions() []Transition {
 	out := make([]Transition, 0, n)
 	for i := c.changes - n; i < c.changes; i++ {
 		h := c.history[i%historyLen]
-		out = append(out, Transition{From: h.from, To: h.to, Time: c.at(h.at)})
+		out = append(out, Transition{From: h.from, To: h.to, Time: c.at(h.at), Reason: h.reason})
 	}
 	return out
 }
 
-// tick makes the open-to-half-open move once the open wait is over.
+// tick makes the moves that time alone decides: open to half-open once the
+// open wait is over, and half-open back to open, as a failed trial, once
+// the period has lasted HalfOpenMaxWait without a decision.
 func (c *core) tick(now time.Duration) {
 	if c.state == StateOpen && int64(now) >= c.openUntil.Load() {
-		c.setState(StateHalfOpen, now)
+		c.setState(StateHalfOpen, now, Reason{Kind: ReasonOpenWaitOver})
+	}
+	if c.state == StateHalfOpen && int64(now) >= c.halfOpenUntil.Load() {
+		c.reopens++
+		wait := c.trip(now, Reason{Kind: ReasonHalfOpenMaxWait, Wait: c.cfg.HalfOpenMaxWait})
+		if c.peer != nil {
+			c.peer.Changed(Change{From: StateHalfOpen, To: StateOpen, Wait: wait, Totals: c.totals})
+		}
 	}
 }
 
-// trip opens the circuit for the current open wait, which it returns. The
-// wait is in place before the state, for calls that read them without mu.
-func (c *core) trip(now time.Duration) time.Duration {
+// trip opens the circuit for the current open wait, which it returns, for
+// reason r. The wait is in place before the state, for calls that read them
+// without mu.
+func (c *core) trip(now time.Duration, r Reason) time.Duration {
 	now = c.known(now)
 	wait := min(c.openWait(), maxDuration-max(now, 0))
 	c.openUntil.Store(int64(now + wait))
 	c.life.opens.Add(1)
-	c.setState(StateOpen, now)
+	c.setState(StateOpen, now, r)
 	return wait
 }
 
@@ -157,11 +178,11 @@ func (c *core) openWait() time.Duration {
 }
 
 // close enters closed with a fresh window, forgetting the back-off.
-func (c *core) close(now time.Duration) {
+func (c *core) close(now time.Duration, r Reason) {
 	c.win.reset()
 	c.consecutive = 0
 	c.reopens = 0
-	c.setState(StateClosed, now)
+	c.setState(StateClosed, now, r)
 }
 
 // recordResult applies the outcome of a call admitted in the current
@@ -184,8 +205,11 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		}
 		c.totals.add(o)
 		n := c.win.record(now, o)
-		if c.state == StateClosed && c.shouldTrip(n) {
-			wait := c.trip(now)
+		if c.state != StateClosed {
+			return
+		}
+		if trip, r := c.shouldTrip(n, o); trip {
+			wait := c.trip(now, r)
 			if c.peer != nil {
 				c.peer.Changed(Change{From: StateClosed, To: StateOpen, Wait: wait, Totals: c.totals})
 			}
@@ -198,29 +222,69 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		case kind == EventIgnored:
 			c.trials-- // the permit goes back
 			c.markTrials()
-		case kind == EventFailure || isSlow:
+		case kind == EventFailure:
 			c.reopens++
-			c.trip(now)
+			c.trip(now, Reason{Kind: ReasonTrialFailed})
+		case isSlow:
+			c.reopens++
+			c.trip(now, Reason{Kind: ReasonTrialSlow})
 		default:
 			if c.trialSuccesses++; c.trialSuccesses >= c.cfg.SuccessThreshold {
-				c.close(now)
+				c.close(now, Reason{Kind: ReasonTrialsSucceeded, Calls: c.trialSuccesses})
 			}
 		}
 	}
 }
 
-func (c *core) shouldTrip(n counts) bool {
-	if k := c.cfg.ConsecutiveFailures; k > 0 && c.consecutive >= k {
-		return true
+// shouldTrip says whether window totals n, just after outcome o, trip the
+// circuit, and why. A TripRule is asked after failures and slow calls
+// only, as gobreaker asks ReadyToTrip after failures.
+func (c *core) shouldTrip(n counts, o outcome) (bool, Reason) {
+	if rule := c.cfg.TripRule; rule != nil {
+		if o == 0 {
+			return false, Reason{}
+		}
+		in := Counts{Calls: n.calls, Failures: n.failures, SlowCalls: n.slow, ConsecutiveFailures: c.consecutive}
+		if c.askRule(rule, in) {
+			return true, Reason{Kind: ReasonTripRule, Calls: n.calls, Failures: n.failures, SlowCalls: n.slow, Consecutive: c.consecutive}
+		}
+		return false, Reason{}
 	}
-	return n.calls >= c.cfg.MinimumCalls && c.ratesTrip(n)
+	if k := c.cfg.ConsecutiveFailures; k > 0 && c.consecutive >= k {
+		return true, Reason{Kind: ReasonConsecutiveFailures, Consecutive: c.consecutive}
+	}
+	if n.calls < c.cfg.MinimumCalls {
+		return false, Reason{}
+	}
+	if r := rate(n.failures, n.calls); r >= c.cfg.FailureRateThreshold {
+		return true, Reason{Kind: ReasonFailureRate, Rate: r, Threshold: c.cfg.FailureRateThreshold, Calls: n.calls}
+	}
+	if r := rate(n.slow, n.calls); c.slowOn() && r >= c.cfg.SlowCallRateThreshold {
+		return true, Reason{Kind: ReasonSlowCallRate, Rate: r, Threshold: c.cfg.SlowCallRateThreshold, Calls: n.calls}
+	}
+	return false, Reason{}
+}
+
+// slowOn reports whether slow calls are tracked. It requires mu held.
+func (c *core) slowOn() bool { return c.cfg.SlowCallDuration > 0 }
+
+// askRule calls the TripRule, recovering a panic in it: a rule that panics
+// trips nothing, and the panic is logged.
+func (c *core) askRule(rule func(Counts) bool, in Counts) (trip bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Printf("breaker %q: TripRule panicked: %v\n%s", c.name, r, debug.Stack())
+			trip = false
+		}
+	}()
+	return rule(in)
 }
 
 // ratesTrip reports whether the failure or slow-call rate of n is at its
 // threshold.
 func (c *core) ratesTrip(n counts) bool {
 	return rate(n.failures, n.calls) >= c.cfg.FailureRateThreshold ||
-		c.slowOn && rate(n.slow, n.calls) >= c.cfg.SlowCallRateThreshold
+		c.slowOn() && rate(n.slow, n.calls) >= c.cfg.SlowCallRateThreshold
 }
 
 func rate(part, whole int) float64 {

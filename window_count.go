@@ -76,3 +76,14 @@ func (w *countWindow) totals(time.Duration) counts { return w.tot }
 func (w *countWindow) reset() {
 	w.next, w.tot = 0, counts{}
 }
+
+// resized returns a window of size outcomes holding the newest outcomes of
+// w, as many as fit, in the same order.
+func (w *countWindow) resized(size int) *countWindow {
+	n := newCountWindow(size)
+	keep := min(w.tot.calls, size)
+	for i := keep; i > 0; i-- { // oldest kept first
+		n.record(0, w.ring[((w.next-i)%len(w.ring)+len(w.ring))%len(w.ring)])
+	}
+	return n
+}

@@ -115,3 +115,30 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// resized returns a window of span in buckets of width holding w's live
+// counts at now, each old bucket's counts put in the new bucket where the
+// old one began.
+func (w *timeWindow) resized(span, width, now time.Duration) *timeWindow {
+	w.expire(now)
+	n := newTimeWindow(span, width)
+	n.expire(now)
+	end := w.bucket(now)
+	for k := w.tail; k <= end; k++ {
+		s := w.slot(k)
+		if s.calls == 0 {
+			continue
+		}
+		at := time.Duration(k) * w.width
+		n.expire(at)
+		b := n.slot(n.bucket(at))
+		b.calls += s.calls
+		b.failures += s.failures
+		b.slow += s.slow
+		n.tot.calls += s.calls
+		n.tot.failures += s.failures
+		n.tot.slow += s.slow
+	}
+	n.expire(now)
+	return n
+}
