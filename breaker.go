@@ -616,6 +616,7 @@ func (c *core) stripeSuccess(gen uint64, now time.Duration, timed bool) bool {
 	return c.stripeGen.Load() == gen+1 && (!timed || int64(now) < c.stripeUntil.Load()) &&
 		c.counts.addTagged(uint32(gen))
 }
+
 // lock takes mu and moves the successes waiting in counts into the window.
 // Those of an earlier generation are dropped from it: they finished after
 // the state changed.
