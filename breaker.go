@@ -749,11 +749,16 @@ func (c *core) snapshot(now time.Duration) Metrics {
 	return m
 }
 
-func (c *core) force(s State) {
+func (c *core) force(s State) { c.forceFor(s, Reason{Kind: ReasonManual}) }
+
+func (c *core) reset() { c.resetFor(Reason{Kind: ReasonManual}) }
+
+// forceFor puts the circuit in s, forced open or disabled, for reason r.
+func (c *core) forceFor(s State, r Reason) {
 	c.lock()
 	from := c.state
 	if from != s {
-		c.setState(s, unknownTime, Reason{Kind: ReasonManual})
+		c.setState(s, unknownTime, r)
 	}
 	if c.peer != nil {
 		c.peer.Changed(Change{From: from, To: s, Manual: true, Totals: c.totals})
@@ -761,17 +766,36 @@ func (c *core) force(s State) {
 	c.unlock(unknownTime)
 }
 
-func (c *core) reset() {
+// resetFor closes the circuit with a fresh window for reason r.
+func (c *core) resetFor(r Reason) {
 	c.lock()
 	from := c.state
-	c.close(unknownTime, Reason{Kind: ReasonManual})
+	c.close(unknownTime, r)
 	if c.peer != nil {
 		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true, Totals: c.totals})
 	}
 	c.unlock(unknownTime)
 }
 
-// noop is the done of a refused Allow. A func literal in a generic method
+// leave takes the breaker out of its fleet, if it has one: it acts alone
+// from then on.
+func (c *core) leave() {
+	c.mu.Lock()
+	peer := c.peer
+	c.peer = nil
+	c.mu.Unlock()
+	if peer != nil {
+		peer.Leave()
+	}
+}
+
+// activity returns a count that grows with every call, admitted or
+// refused, read without the lock.
+func (c *core) activity() uint64 {
+	l := c.lifetime()
+	return l.Successes + l.Failures + l.Ignored + l.Refused()
+}
+
 // noop is the done of a refused Allow. A func literal in a generic method
 // would capture the method's dictionary and allocate.
 var noop = func(error) {}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,31 @@ const (
 	// TimeWindow judges the calls recorded in the last WindowDuration.
 	TimeWindow
 )
+
+// MarshalText encodes w by name: "count" or "time".
+func (w WindowType) MarshalText() ([]byte, error) {
+	switch w {
+	case CountWindow:
+		return []byte("count"), nil
+	case TimeWindow:
+		return []byte("time"), nil
+	}
+	return nil, fmt.Errorf("breaker: %v has no name", w)
+}
+
+// UnmarshalText decodes a window type's name: "count" or "time" (or
+// "CountWindow", "TimeWindow"), in any case.
+func (w *WindowType) UnmarshalText(text []byte) error {
+	switch strings.ToLower(string(text)) {
+	case "count", "countwindow":
+		*w = CountWindow
+	case "time", "timewindow":
+		*w = TimeWindow
+	default:
+		return fmt.Errorf("%q is not a window type (count, time)", text)
+	}
+	return nil
+}
 
 func (w WindowType) String() string {
 	switch w {

@@ -85,13 +85,21 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
+	if _, ok := e.Value.(error); ok {
+		return fmt.Sprintf("breaker: %s: %s", e.Field, e.problem())
+	}
+	return fmt.Sprintf("breaker: %s %s", e.Field, e.problem())
+}
+
+// problem says what is wrong with the value, without naming the field.
+func (e *ConfigError) problem() string {
 	if err, ok := e.Value.(error); ok {
-		return fmt.Sprintf("breaker: %s: %v; want %s", e.Field, err, e.Allowed)
+		return fmt.Sprintf("%v; want %s", err, e.Allowed)
 	}
 	if e.Value == nil {
-		return fmt.Sprintf("breaker: %s is nil; want %s", e.Field, e.Allowed)
+		return fmt.Sprintf("is nil; want %s", e.Allowed)
 	}
-	return fmt.Sprintf("breaker: %s %v is outside %s", e.Field, e.Value, e.Allowed)
+	return fmt.Sprintf("%v is outside %s", e.Value, e.Allowed)
 }
 
 // Unwrap returns ErrInvalidConfig.

@@ -96,8 +96,14 @@ func TestRegistryConfigure(t *testing.T) {
 	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "FailureRateThreshold 2")
 
-	err = r.Configure("orders", func(c *breaker.Config) {})
-	assert.EqualError(t, err, `breaker: registry already holds "orders"; configure it before its first use`)
+	// A live breaker is reconfigured at once.
+	require.NoError(t, r.Configure("orders", func(c *breaker.Config) { c.WindowSize = 1 }))
+	assert.Equal(t, 1, o.Config().WindowSize)
+	fail(o)
+	assert.Equal(t, breaker.StateOpen, o.State(), "orders trips as a window of 1 says")
+	err = r.Configure("orders", func(c *breaker.Config) { c.MinimumCalls = -1 })
+	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
+	assert.Equal(t, 1, o.Config().WindowSize, "a bad edit changes nothing")
 }
 
 func TestNewRegistryRejectsInvalidDefaults(t *testing.T) {
@@ -169,4 +175,226 @@ func TestHistoryKeepsTheLatest(t *testing.T) {
 	require.Len(t, h, 16)
 	assert.Equal(t, breaker.StateClosed, h[0].From, "the oldest kept is a trip")
 	assert.Equal(t, breaker.StateClosed, h[15].To, "the newest is the last Reset")
+}
+
+func ok[T any](b *breaker.Breaker[T]) error {
+	_, err := b.Execute(context.Background(), func(context.Context) (T, error) {
+		var zero T
+		return zero, nil
+	})
+	return err
+}
+
+func TestRegistryRemove(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{WindowSize: 1})
+	b, err := breaker.Get[int](r, "db")
+	require.NoError(t, err)
+	fail(b)
+	assert.True(t, r.Remove("db"))
+	assert.False(t, r.Remove("db"))
+	assert.Zero(t, r.Len())
+	_, held := r.Circuit("db")
+	assert.False(t, held)
+	assert.ErrorIs(t, ok(b), breaker.ErrOpen, "the holder keeps a working breaker")
+	again, err := breaker.Get[int](r, "db")
+	require.NoError(t, err)
+	assert.NotSame(t, b, again, "a new one")
+	assert.Equal(t, breaker.StateClosed, again.State())
+}
+
+func TestRegistryRemoveLeavesTheFleet(t *testing.T) {
+	store := &fakeStore{}
+	r, err := breaker.NewRegistry(breaker.Config{Shared: store})
+	require.NoError(t, err)
+	b, err := breaker.Get[int](r, "db")
+	require.NoError(t, err)
+	r.Remove("db")
+	assert.Equal(t, 1, store.left)
+	b.ForceOpen()
+	assert.Empty(t, store.changes, "a breaker that left tells its store nothing")
+}
+
+// TestRegistryBound makes breakers for 10,000 names past a bound of 100:
+// the registry never holds more, and keeps the ones in use.
+func TestRegistryBound(t *testing.T) {
+	r, err := breaker.NewRegistry(breaker.Config{}, breaker.WithMaxCircuits(100))
+	require.NoError(t, err)
+	hot, err := breaker.Get[int](r, "hot")
+	require.NoError(t, err)
+	for i := range 10_000 {
+		b, err := breaker.Get[int](r, fmt.Sprintf("host-%d", i))
+		require.NoError(t, err)
+		ok(b)
+		ok(hot) // used all along, though Get never returns it again
+		require.LessOrEqual(t, r.Len(), 100)
+	}
+	c, held := r.Circuit("hot")
+	assert.True(t, held, "a breaker in use is not evicted")
+	assert.Same(t, hot, c)
+	assert.Len(t, r.Circuits(), r.Len())
+}
+
+func TestRegistryIdleTimeout(t *testing.T) {
+	clk := clock.NewMock()
+	r, err := breaker.NewRegistry(breaker.Config{Clock: clk}, breaker.WithIdleTimeout(time.Minute))
+	require.NoError(t, err)
+	idle, _ := breaker.Get[int](r, "idle")
+	busy, _ := breaker.Get[int](r, "busy")
+	ok(idle)
+	for range 6 {
+		clk.Add(20 * time.Second)
+		ok(busy)
+		r.Circuits() // a listing looks for idle breakers
+	}
+	_, held := r.Circuit("idle")
+	assert.False(t, held, "idle for two minutes: evicted")
+	_, held = r.Circuit("busy")
+	assert.True(t, held)
+	assert.Equal(t, 1, r.Len())
+}
+
+func TestRegistryModes(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{})
+	rec := &recorder{}
+	require.NoError(t, r.Configure("search", func(c *breaker.Config) { c.Listeners = append(c.Listeners, rec) }))
+	b, err := breaker.Get[int](r, "search")
+	require.NoError(t, err)
+
+	require.NoError(t, r.Load([]byte(`{"circuits": {"search": {"mode": "forced-open"}}}`)))
+	assert.Equal(t, breaker.StateForcedOpen, b.State())
+	assert.ErrorIs(t, ok(b), breaker.ErrOpen)
+	require.NoError(t, r.Load([]byte(`{"circuits": {"search": {"mode": "forced-open"}}}`)))
+	b.Reset() // an operator's Reset holds: the mode did not change
+	require.NoError(t, r.Load([]byte(`{"circuits": {"search": {"mode": "forced-open", "openTimeout": "5s"}}}`)))
+	assert.Equal(t, breaker.StateClosed, b.State())
+	require.NoError(t, r.Load([]byte(`{"circuits": {"search": {"mode": "disabled"}}}`)))
+	assert.Equal(t, breaker.StateDisabled, b.State())
+	require.NoError(t, r.Load([]byte(`{}`)))
+	assert.Equal(t, breaker.StateClosed, b.State(), "back to auto")
+	assert.Equal(t, []string{
+		"closed->forced-open: reconfigured", "forced-open->closed: manual",
+		"closed->disabled: reconfigured", "disabled->closed: reconfigured",
+	}, reasons(&harness{rec: rec}))
+
+	require.NoError(t, r.Load([]byte(`{"circuits": {"later": {"mode": "disabled"}}}`)))
+	l, err := breaker.Get[int](r, "later")
+	require.NoError(t, err)
+	assert.Equal(t, breaker.StateDisabled, l.State(), "a breaker made later starts in its mode")
+}
+
+func TestRegistryLoad(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{WindowSize: 20})
+	p, err := breaker.Get[int](r, "payments")
+	require.NoError(t, err)
+	o, err := breaker.Get[int](r, "orders")
+	require.NoError(t, err)
+	require.NoError(t, r.Load([]byte(`{
+		"defaults": {"openTimeout": "10s", "minimumCalls": 5},
+		"circuits": {"payments": {"failureRateThreshold": 0.2, "window": "time", "windowDuration": "30s"}}
+	}`)))
+	pc, oc := p.Config(), o.Config()
+	assert.Equal(t, 0.2, pc.FailureRateThreshold)
+	assert.Equal(t, breaker.TimeWindow, pc.Window)
+	assert.Equal(t, 30*time.Second, pc.WindowDuration)
+	assert.Equal(t, 10*time.Second, pc.OpenTimeout, "the document's defaults")
+	assert.Equal(t, 10*time.Second, oc.OpenTimeout)
+	assert.Equal(t, 5, oc.MinimumCalls)
+	assert.Equal(t, 20, oc.WindowSize, "NewRegistry's defaults below")
+	assert.Equal(t, 0.5, oc.FailureRateThreshold)
+
+	// A later document replaces the earlier one.
+	require.NoError(t, r.Load([]byte(`{"defaults": {"openTimeout": "1m"}}`)))
+	assert.Equal(t, time.Minute, p.Config().OpenTimeout)
+	assert.Equal(t, 0.5, p.Config().FailureRateThreshold)
+	assert.Equal(t, breaker.CountWindow, p.Config().Window)
+}
+
+func TestRegistryLoadReportsEveryBadField(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{})
+	p, err := breaker.Get[int](r, "payments")
+	require.NoError(t, err)
+	err = r.Load([]byte(`{
+		"defaults": {"openTimeout": "-5s"},
+		"circuits": {
+			"payments": {"failureRateThreshold": 1.5, "windowSize": "ten"},
+			"search": {"mode": "sometimes", "slowCallDuration": "2x"},
+			"orders": {"halfOpenMaxCalls": 2, "successThreshold": 3}
+		}
+	}`))
+	var de *breaker.DocumentError
+	require.ErrorAs(t, err, &de)
+	assert.ErrorIs(t, err, breaker.ErrInvalidConfig)
+	var msgs []string
+	for _, f := range de.Fields {
+		msgs = append(msgs, f.Error())
+	}
+	assert.Equal(t, []string{
+		`circuits.payments.windowSize: want a whole number`,
+		`circuits.search.mode: "sometimes" is not a mode (auto, disabled, forced-open)`,
+		`circuits.search.slowCallDuration: "2x" is not a duration (such as "30s", "1m30s", "250ms")`,
+	}, msgs, "form first: nothing else is judged until the document reads")
+
+	err = r.Load([]byte(`{
+		"defaults": {"openTimeout": "-5s"},
+		"circuits": {
+			"payments": {"failureRateThreshold": 1.5},
+			"orders": {"halfOpenMaxCalls": 2, "successThreshold": 3}
+		}
+	}`))
+	require.ErrorAs(t, err, &de)
+	msgs = nil
+	for _, f := range de.Fields {
+		msgs = append(msgs, f.Error())
+	}
+	assert.Equal(t, []string{
+		`defaults.openTimeout: -5s is outside (0, ∞)`,
+		`circuits.orders.successThreshold: 3 is outside [1, HalfOpenMaxCalls 2]`,
+		`circuits.payments.failureRateThreshold: 1.5 is outside (0, 1]`,
+	}, msgs)
+	assert.Equal(t, 0.5, p.Config().FailureRateThreshold, "nothing changed")
+	assert.Equal(t, breaker.DefaultOpenTimeout, p.Config().OpenTimeout)
+
+	err = r.Load([]byte(`{"default": {}}`))
+	assert.ErrorContains(t, err, "document: not a document of defaults and circuits")
+	err = r.Load([]byte(`{"defaults": {"failureRate": 0.5}}`))
+	assert.EqualError(t, err, "breaker: invalid config: defaults.failureRate: unknown field")
+	err = r.Load([]byte(`{"defaults": {"mode": "disabled"}}`))
+	assert.EqualError(t, err, "breaker: invalid config: defaults.mode: unknown field", "a mode is per circuit")
+}
+
+func TestRegistryLoadEnv(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{})
+	p, err := breaker.Get[int](r, "payments-eu")
+	require.NoError(t, err)
+	require.NoError(t, r.Load([]byte(`{"circuits": {"payments-eu": {"failureRateThreshold": 0.3, "windowSize": 50}}}`)))
+	require.NoError(t, r.LoadEnv("BREAKER", []string{
+		"HOME=/root",
+		"BREAKER_DEFAULTS_OPEN_TIMEOUT=10s",
+		"BREAKER_DEFAULTS_MAX_OPEN_TIMEOUT=2m",
+		"BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD=0.2",
+		"BREAKER_PAYMENTS_EU_WINDOW=time",
+	}))
+	c := p.Config()
+	assert.Equal(t, 0.2, c.FailureRateThreshold, "the environment overrides the document")
+	assert.Equal(t, 50, c.WindowSize, "and keeps what it does not set")
+	assert.Equal(t, breaker.TimeWindow, c.Window)
+	assert.Equal(t, 10*time.Second, c.OpenTimeout)
+	assert.Equal(t, 2*time.Minute, c.MaxOpenTimeout, "the longest field name wins")
+
+	require.NoError(t, r.LoadEnv("BREAKER", []string{"BREAKER_PAYMENTS_EU_MODE=forced-open"}))
+	assert.Equal(t, breaker.StateForcedOpen, p.State())
+	assert.Equal(t, breaker.DefaultOpenTimeout, p.Config().OpenTimeout, "a new environment replaces the old")
+
+	err = r.LoadEnv("BREAKER", []string{
+		"BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD=2",
+		"BREAKER_PAYMENTS_EU_WINDOW_SIZE=many",
+		"BREAKER_DEFAULTS_COLOUR=blue",
+	})
+	var de *breaker.DocumentError
+	require.ErrorAs(t, err, &de)
+	require.Len(t, de.Fields, 2)
+	assert.EqualError(t, de.Fields[0], `BREAKER_PAYMENTS_EU_WINDOW_SIZE: "many" is not a whole number`)
+	assert.EqualError(t, de.Fields[1], `BREAKER_DEFAULTS_COLOUR: names no field (PREFIX_NAME_FIELD)`)
+	err = r.LoadEnv("BREAKER", []string{"BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD=2"})
+	assert.EqualError(t, err, "breaker: invalid config: BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD: 2 is outside (0, 1]")
 }

@@ -40,6 +40,11 @@ type Peer interface {
 	// EventSuccess, EventFailure or EventIgnored (which gives the permit
 	// back), and whether it was slow (with slow tracking on).
 	TrialDone(kind EventKind, slow bool)
+
+	// Leave takes the breaker out of the fleet, when a Registry removes
+	// or evicts it: the store stops syncing it, and the breaker acts alone
+	// from then on. It is called without the breaker's lock, at most once.
+	Leave()
 }
 
 // Change is a state change that a breaker made itself.

@@ -25,6 +25,7 @@ type fakeStore struct {
 	asked   int
 	permit  func() bool
 	err     error
+	left    int
 }
 
 func (f *fakeStore) Join(name string, cfg breaker.Config, local *breaker.Local) (breaker.Peer, error) {
@@ -44,6 +45,12 @@ func (f *fakeStore) Permit() bool {
 	permit := f.permit
 	f.mu.Unlock()
 	return permit == nil || permit()
+}
+
+func (f *fakeStore) Leave() {
+	f.mu.Lock()
+	f.left++
+	f.mu.Unlock()
 }
 
 func (f *fakeStore) TrialDone(kind breaker.EventKind, slow bool) {

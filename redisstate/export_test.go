@@ -7,3 +7,6 @@ func Deaf(s *Store) error {
 	defer cancel()
 	return s.pubsub.Unsubscribe(ctx)
 }
+
+// Members returns how many breakers s syncs.
+func Members(s *Store) int { return len(s.all()) }

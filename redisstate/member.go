@@ -1,7 +1,10 @@
 package redisstate
 
 import (
+	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,7 +20,8 @@ type member struct {
 	keys    []string // the state hash and the window hash
 	channel string
 
-	applyMu sync.Mutex // one Apply at a time, in epoch order
+	applyMu sync.Mutex  // one Apply at a time, in epoch order
+	left    atomic.Bool // the breaker left the fleet (Leave)
 
 	mu         sync.Mutex
 	base       breaker.Totals  // the counts already in the fleet's window, or left out of it
@@ -30,6 +34,26 @@ type member struct {
 	// following one would undo its newer change, whose own proposal brings
 	// breaker and fleet together.
 	told, proposed uint64
+}
+
+// Leave takes the member out of its Store: the Store stops syncing it and
+// drops what it still had queued for it.
+func (m *member) Leave() {
+	s := m.s
+	m.left.Store(true)
+	s.mu.Lock()
+	ms := slices.DeleteFunc(slices.Clone(s.members[m.channel]), func(x *member) bool { return x == m })
+	if len(ms) == 0 {
+		delete(s.members, m.channel)
+	} else {
+		s.members[m.channel] = ms
+	}
+	s.mu.Unlock()
+	if len(ms) == 0 && !s.closed.Load() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
+		_ = s.pubsub.Unsubscribe(ctx, m.channel) // on failure, a message now and then finds no member
+		cancel()
+	}
 }
 
 // Changed queues the breaker's own change for the fleet.

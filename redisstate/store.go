@@ -279,6 +279,9 @@ func (s *Store) loop() {
 }
 
 func (s *Store) handle(r report) {
+	if r.m != nil && r.m.left.Load() {
+		return // the breaker left the fleet
+	}
 	switch r.kind {
 	case lost:
 		for _, m := range s.all() {

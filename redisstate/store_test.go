@@ -181,6 +181,30 @@ func TestLaterLocalChangeWins(t *testing.T) {
 	}
 }
 
+// TestRemovedBreakerLeavesTheFleet removes a breaker from its Registry:
+// its Store stops syncing it, and it no longer follows the fleet.
+func TestRemovedBreakerLeavesTheFleet(t *testing.T) {
+	r := startRedis(t)
+	sa, sb := newStore(t, r.addr, redisstate.Options{}), newStore(t, r.addr, redisstate.Options{})
+	cfg := fleetConfig
+	cfg.Shared = sa
+	reg, err := breaker.NewRegistry(cfg)
+	require.NoError(t, err)
+	removed, err := breaker.Get[int](reg, "ledger")
+	require.NoError(t, err)
+	stays := newNode(t, "ledger", sa, fleetConfig) // same Store, not in the registry
+	other := newNode(t, "ledger", sb, fleetConfig)
+	require.Equal(t, 2, redisstate.Members(sa))
+
+	require.True(t, reg.Remove("ledger"))
+	assert.Equal(t, 1, redisstate.Members(sa), "the Store forgets it")
+	other.ForceOpen()
+	stays.w.waitState(t, breaker.StateForcedOpen) // the change reached the Store
+	assert.Equal(t, breaker.StateClosed, removed.State(), "the removed breaker acts alone")
+	_, err = removed.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+	assert.NoError(t, err)
+}
+
 func TestKeys(t *testing.T) {
 	r := startRedis(t)
 	s := newStore(t, r.addr, redisstate.Options{Prefix: "shop", KeyTTL: time.Hour})
