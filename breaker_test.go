@@ -1499,11 +1499,11 @@ func TestReasons(t *testing.T) {
 		{"consecutive failures", breaker.Config{ConsecutiveFailures: 3}, "FFF",
 			[]string{"closed->open: 3 consecutive failures"}},
 		{"probe failed", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second}, "F+F",
-			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->open: trial call failed"}},
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 call", "open->half-open: open wait over", "half-open->open: trial call failed"}},
 		{"probe slow", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second, SlowCallDuration: 2 * time.Second}, "F+L",
-			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->open: trial call slow"}},
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 call", "open->half-open: open wait over", "half-open->open: trial call slow"}},
 		{"probes succeeded", breaker.Config{WindowSize: 1, OpenTimeout: 5 * time.Second, HalfOpenMaxCalls: 2}, "F+SS",
-			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 calls", "open->half-open: open wait over", "half-open->closed: 2 trial calls succeeded"}},
+			[]string{"closed->open: failure rate 1 ≥ 0.5 over 1 call", "open->half-open: open wait over", "half-open->closed: trial 2 calls succeeded"}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1525,7 +1525,7 @@ func TestReasons(t *testing.T) {
 		h := newHarness(t, breaker.Config{TripRule: func(c breaker.Counts) bool { return c.Failures >= 2 }})
 		h.do('F')
 		h.do('F')
-		assert.Equal(t, []string{"closed->open: trip rule: 2 calls, 2 failures, 0 slow, 2 failures in a row"}, reasons(h))
+		assert.Equal(t, []string{"closed->open: trip rule: 2 calls, 2 failed, 0 slow, 2 failed in a row"}, reasons(h))
 	})
 	assert.Equal(t, "ReasonKind(99)", breaker.ReasonKind(99).String())
 	assert.Equal(t, "half-open-max-wait", breaker.ReasonHalfOpenMaxWait.String())

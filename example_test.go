@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -115,6 +117,70 @@ func ExampleConfig() {
 	// closed: 1 calls, 0 slow (0%)
 	// closed: 2 calls, 1 slow (50%)
 	// open: 3 calls, 2 slow (67%)
+}
+
+// The README's first example: a breaker for HTTP calls, where a 5xx
+// response, which comes back with a nil error, counts as a failure too.
+func ExampleFailOn() {
+	payments := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError) // the dependency is failing
+	}))
+	defer payments.Close()
+	url, ctx := payments.URL, context.Background()
+
+	cb, err := breaker.New[*http.Response]("payments", breaker.Config{
+		Window:               breaker.TimeWindow, // judge the calls of the last minute
+		FailureRateThreshold: 0.5,                // trip when half the calls fail...
+		MinimumCalls:         20,                 // ...once 20 calls are in the window
+		SlowCallDuration:     2 * time.Second,    // a call this long counts as slow
+		OpenTimeout:          10 * time.Second,   // then probe again after 10s
+	}, breaker.FailOn(func(resp *http.Response, err error) bool {
+		return err != nil || resp.StatusCode >= 500 // a 5xx is a failure too
+	}))
+	if err != nil {
+		panic(err) // names the bad field and the values allowed
+	}
+	for range 21 {
+		resp, err := cb.Execute(ctx, func(ctx context.Context) (*http.Response, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			return http.DefaultClient.Do(req)
+		})
+		if errors.Is(err, breaker.ErrOpen) {
+			fmt.Println("refused without touching the network:", cb.State())
+			continue
+		}
+		resp.Body.Close()
+	}
+	// Output:
+	// refused without touching the network: open
+}
+
+// A TripRule decides in place of the thresholds: here gobreaker's
+// ReadyToTrip example, ported: trip once at least 3 calls are in the window
+// and 60% of them failed.
+func ExampleConfig_tripRule() {
+	b, err := breaker.New[int]("reports", breaker.Config{
+		Clock: clock.NewMock(),
+		TripRule: func(c breaker.Counts) bool {
+			return c.Calls >= 3 && float64(c.Failures)/float64(c.Calls) >= 0.6
+		},
+		Listeners: []breaker.Listener{breaker.ListenerFor(breaker.StateEvents, func(e breaker.Event) {
+			fmt.Printf("%v -> %v: %v\n", e.From, e.To, e.Reason)
+		})},
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, fail := range []bool{false, true, false, true, true} {
+		b.Execute(context.Background(), func(context.Context) (int, error) {
+			if fail {
+				return 0, errors.New("timeout")
+			}
+			return 1, nil
+		})
+	}
+	// Output:
+	// closed -> open: trip rule: 5 calls, 3 failed, 0 slow, 2 failed in a row
 }
 
 // A ListenerFunc hears every outcome, rejection and state change, outside

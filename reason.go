@@ -85,15 +85,21 @@ type Reason struct {
 
 func (r Reason) String() string {
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) }
+	calls := func(n int) string {
+		if n == 1 {
+			return "1 call"
+		}
+		return strconv.Itoa(n) + " calls"
+	}
 	switch r.Kind {
 	case ReasonFailureRate:
-		return fmt.Sprintf("failure rate %s ≥ %s over %d calls", f(r.Rate), f(r.Threshold), r.Calls)
+		return fmt.Sprintf("failure rate %s ≥ %s over %s", f(r.Rate), f(r.Threshold), calls(r.Calls))
 	case ReasonSlowCallRate:
-		return fmt.Sprintf("slow-call rate %s ≥ %s over %d calls", f(r.Rate), f(r.Threshold), r.Calls)
+		return fmt.Sprintf("slow-call rate %s ≥ %s over %s", f(r.Rate), f(r.Threshold), calls(r.Calls))
 	case ReasonConsecutiveFailures:
 		return fmt.Sprintf("%d consecutive failures", r.Consecutive)
 	case ReasonTripRule:
-		return fmt.Sprintf("trip rule: %d calls, %d failures, %d slow, %d failures in a row", r.Calls, r.Failures, r.SlowCalls, r.Consecutive)
+		return fmt.Sprintf("trip rule: %s, %d failed, %d slow, %d failed in a row", calls(r.Calls), r.Failures, r.SlowCalls, r.Consecutive)
 	case ReasonOpenWaitOver:
 		return "open wait over"
 	case ReasonTrialFailed:
@@ -101,7 +107,7 @@ func (r Reason) String() string {
 	case ReasonTrialSlow:
 		return "trial call slow"
 	case ReasonTrialsSucceeded:
-		return fmt.Sprintf("%d trial calls succeeded", r.Calls)
+		return fmt.Sprintf("trial %s succeeded", calls(r.Calls))
 	case ReasonHalfOpenMaxWait:
 		return fmt.Sprintf("no trial decided within %v", r.Wait)
 	case ReasonManual:

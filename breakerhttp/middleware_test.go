@@ -139,11 +139,16 @@ func TestMiddlewareKeepsFlusher(t *testing.T) {
 		flushed = true
 		require.NoError(t, http.NewResponseController(w).SetWriteDeadline(time.Time{}) /* unwraps */)
 	}))
-	srv := httptest.NewServer(h)
+	served := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served) // the client may read the flushed part before the call is recorded
+		h.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
+	<-served
 	assert.True(t, flushed)
 	assert.Equal(t, 1, b.Metrics().Calls)
 }

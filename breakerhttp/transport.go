@@ -21,18 +21,30 @@ func (e *StatusError) Error() string {
 // TransportOption configures Transport.
 type TransportOption func(*transport)
 
+// DefaultMaxHosts bounds the registry a Transport makes for itself: past it,
+// the breakers of the hosts used least recently are dropped.
+const DefaultMaxHosts = 1000
+
 // WithRegistry takes the breakers from r, so that they can be configured,
-// watched (Handler) and shared. By default the transport has a registry of
-// its own with breaker.Config{}.
+// watched (Handler) and shared; bound r (breaker.WithMaxCircuits) if the
+// hosts are many. By default the transport has a registry of its own with
+// breaker.Config{}, bounded to DefaultMaxHosts breakers.
 func WithRegistry(r *breaker.Registry) TransportOption {
 	return func(t *transport) { t.reg = r }
 }
 
-// WithKey names the breaker a request goes through. By default it is the
-// request's host (req.URL.Host, with its port if any).
+// WithKey names the breaker a request goes through. By default it is
+// Host, the request's host with its port if any; Hostname leaves the port
+// out, so that every port of a host shares one breaker.
 func WithKey(key func(*http.Request) string) TransportOption {
 	return func(t *transport) { t.key = key }
 }
+
+// Host returns the request's host, with its port if any: req.URL.Host.
+func Host(req *http.Request) string { return req.URL.Host }
+
+// Hostname returns the request's host without its port.
+func Hostname(req *http.Request) string { return req.URL.Hostname() }
 
 // WithFailure decides which round trips are failures. By default they are
 // the ones that return an error and those answered with a 5xx status.
@@ -47,7 +59,7 @@ func WithFailure(isFailure func(*http.Response, error) bool) TransportOption {
 // recorded when the response headers arrive: the body is passed on as it
 // is, for the caller to read and close.
 func Transport(next http.RoundTripper, opts ...TransportOption) http.RoundTripper {
-	t := &transport{next: next, key: hostKey, isFailure: defaultFailure}
+	t := &transport{next: next, key: Host, isFailure: defaultFailure}
 	for _, o := range opts {
 		o(t)
 	}
@@ -55,7 +67,7 @@ func Transport(next http.RoundTripper, opts ...TransportOption) http.RoundTrippe
 		t.next = http.DefaultTransport
 	}
 	if t.reg == nil {
-		t.reg, _ = breaker.NewRegistry(breaker.Config{}) // the zero Config is valid
+		t.reg, _ = breaker.NewRegistry(breaker.Config{}, breaker.WithMaxCircuits(DefaultMaxHosts)) // the zero Config is valid
 	}
 	return t
 }
@@ -66,8 +78,6 @@ type transport struct {
 	key       func(*http.Request) string
 	isFailure func(*http.Response, error) bool
 }
-
-func hostKey(r *http.Request) string { return r.URL.Host }
 
 func defaultFailure(resp *http.Response, err error) bool {
 	return err != nil || resp.StatusCode >= http.StatusInternalServerError

@@ -3,6 +3,7 @@ package breakerhttp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -236,4 +237,51 @@ func TestTransportWithItsOwnRegistry(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTransportHostsAreBounded sends requests to 10,000 distinct hosts:
+// the transport's own registry keeps at most DefaultMaxHosts breakers.
+func TestTransportHostsAreBounded(t *testing.T) {
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	})
+	rt := breakerhttp.Transport(next)
+	reg := breakerhttp.RegistryOf(rt)
+	for i := range 10_000 {
+		req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://host-%d.example/", i), nil)
+		require.NoError(t, err)
+		resp, err := rt.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.LessOrEqual(t, reg.Len(), breakerhttp.DefaultMaxHosts)
+	}
+	assert.GreaterOrEqual(t, reg.Len(), breakerhttp.DefaultMaxHosts*7/8, "evicted in batches of an eighth")
+}
+
+func TestTransportKeyByHostname(t *testing.T) {
+	var seen []string
+	reg, err := breaker.NewRegistry(breaker.Config{})
+	require.NoError(t, err)
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	})
+	rt := breakerhttp.Transport(next, breakerhttp.WithRegistry(reg), breakerhttp.WithKey(breakerhttp.Hostname))
+	for _, u := range []string{"http://api.example:8080/a", "http://api.example:9090/b", "http://api.example/c"} {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+		resp, err := rt.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	for _, c := range reg.Circuits() {
+		seen = append(seen, c.Name())
+	}
+	assert.Equal(t, []string{"api.example"}, seen, "every port of a host shares one breaker")
+	req, _ := http.NewRequest(http.MethodGet, "http://api.example:8080/", nil)
+	assert.Equal(t, "api.example:8080", breakerhttp.Host(req))
 }
