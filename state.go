@@ -93,7 +93,9 @@ func (c *core) setState(s State, now time.Duration, r Reason) {
 		}
 		c.history[c.changes%historyLen] = change{from, s, now, r}
 		c.changes++
-		c.emit(Event{Kind: EventStateChange, From: from, To: s, Reason: r}, now)
+		if c.hot.Load().wants.Has(EventStateChange) { // the Event is big: make it only if heard
+			c.emit(Event{Kind: EventStateChange, From: from, To: s, Reason: r}, now)
+		}
 	}
 }
 
