@@ -25,6 +25,10 @@ func FuzzBreaker(f *testing.F) {
 	f.Add([]byte("\x00\x00\x00\x00\x00" + "\x02\x02\x02\x02\x02\x07\x77\x00\x02"))
 	f.Add([]byte("\x01\x02\x11\x05\x01" + "\x00\x02\x34\x45\x06\x17\x09\x09\x0a\x0b\x87\x00"))
 	f.Add([]byte("\x0e\x03\x21\x0e\x02" + "\x09\x02\x03\x03\x88\x09\x09\x09\x0a\x0b\x0f\x0c\x87\x00\x0e\x0d\x03"))
+	// HalfOpenMaxWait 15s: a trial taken and never done, then time passes.
+	f.Add([]byte("\x00\x20\x00\x00\x00" + "\x02\xa7\x09\x00\xf7\x00\xf8\x09\x0a\x00"))
+	// OpenFor: 3s, while closed and while open, then the trial.
+	f.Add([]byte("\x02\x01\x01\x04\x01" + "\x3c\x00\x37\x00\x2c\x02\x27\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 5 {
 			return
@@ -124,11 +128,18 @@ func FuzzBreaker(f *testing.F) {
 				finish(0, nil)
 			case 11:
 				finish(len(open)-1, errBoom)
-			case 12:
-				for _, tw := range twins {
-					tw.b.ForceOpen()
+			case 12: // ForceOpen, or OpenFor when the argument is not 0
+				if arg == 0 {
+					for _, tw := range twins {
+						tw.b.ForceOpen()
+					}
+					m.force(breaker.StateForcedOpen, now())
+					break
 				}
-				m.force(breaker.StateForcedOpen, now())
+				for _, tw := range twins {
+					tw.b.OpenFor(arg)
+				}
+				m.openFor(arg, now())
 			case 13:
 				for _, tw := range twins {
 					tw.b.Disable()
@@ -291,6 +302,15 @@ func (m *model) trip(now time.Time) {
 	}
 	m.openUntil = now.Add(wait)
 	m.life.Opens++
+	m.enter(breaker.StateOpen, now)
+}
+
+func (m *model) openFor(d time.Duration, now time.Time) {
+	m.tick(now)
+	if m.state != breaker.StateOpen {
+		m.life.Opens++
+	}
+	m.openUntil = now.Add(d)
 	m.enter(breaker.StateOpen, now)
 }
 

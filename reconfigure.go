@@ -10,6 +10,7 @@ func (c *core) openFor(d time.Duration) {
 	d = max(d, 0)
 	c.lock()
 	now := c.elapsed()
+	c.tick(now)
 	from := c.state
 	c.openUntil.Store(int64(now + min(d, maxDuration-max(now, 0))))
 	if from != StateOpen {
