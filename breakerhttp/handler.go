@@ -85,9 +85,10 @@ type Circuit struct {
 
 // Transition is a state change in a Circuit's history.
 type Transition struct {
-	From breaker.State `json:"from"`
-	To   breaker.State `json:"to"`
-	Time time.Time     `json:"time"`
+	From   breaker.State `json:"from"`
+	To     breaker.State `json:"to"`
+	Time   time.Time     `json:"time"`
+	Reason string        `json:"reason"` // why, as breaker.Reason prints it
 }
 
 func (h *handler) report() Report {
@@ -103,7 +104,7 @@ func (h *handler) report() Report {
 			History:           make([]Transition, len(s.History)),
 		}
 		for i, t := range s.History {
-			c.History[i] = Transition{From: t.From, To: t.To, Time: t.Time}
+			c.History[i] = Transition{From: t.From, To: t.To, Time: t.Time, Reason: t.Reason.String()}
 		}
 		rep.Circuits = append(rep.Circuits, c)
 		if h.unhealthy(s) {
