@@ -140,10 +140,15 @@ func (b *Breaker[T]) OpenFor(d time.Duration) { b.c.openFor(d) }
 // re-bucketed by the start of each old bucket, when its width or span
 // changes; a change between a count and a time window starts an empty
 // one. Clock and Shared stay those New was given. Attachers among the new
-// Listeners are attached.
+// Listeners are attached; listeners no longer listed are not told. A
+// breaker with a SharedState changes alone: its store keeps judging the
+// fleet by the Config the breaker joined with.
 func (b *Breaker[T]) Reconfigure(cfg Config) error { return b.c.reconfigure(cfg) }
 
-// Config returns the config in force, with its defaults filled in.
+// Config returns the Config in force as New or Reconfigure was given it:
+// a zero field means its default, so that a copy changed in one field and
+// passed to Reconfigure keeps the other defaults as they are. Clock and
+// Shared are those New was given.
 func (b *Breaker[T]) Config() Config { return b.c.config() }
 
 func (b *Breaker[T]) base() *core { return &b.c }
@@ -171,17 +176,15 @@ type core struct {
 	hot       atomic.Pointer[settings] // what calls read of the config
 	clock     Clock                    // nil: the monotonic clock
 	base      time.Time                // elapsed() is measured from here
-	failOn    bool
-	failOnErr func(error) bool // FailOn for a done of Allow; nil without FailOn
-	self      Circuit          // the Breaker around this core
-	peer      Peer             // Config.Shared's link; nil without one. Set under mu.
+	failOnErr func(error) bool         // FailOn for a done of Allow; nil without FailOn
+	self      Circuit                  // the Breaker around this core
+	peer      Peer                     // Config.Shared's link; nil without one. Set under mu.
 
 	word          atomic.Uint64 // gen<<stateBits | trialsFull | state
 	openUntil     atomic.Int64  // while open: when half-open begins
 	halfOpenUntil atomic.Int64  // while half-open: when the period counts as a failed trial
 	rejectOpen    atomic.Pointer[RejectedError]
-	rejectForced  atomic.Pointer[RejectedError]
-	rejectTooMany atomic.Pointer[RejectedError]
+	rejects       atomic.Pointer[rejections] // made by the first refusal forced open or half-open
 	// stripeGen is gen+1 while a success of generation gen that is neither
 	// slow nor a failure may go to counts instead of the window; 0 when
 	// none may. stripeUntil bounds that in time for a time window.
@@ -196,17 +199,20 @@ type core struct {
 
 	mu             sync.Mutex
 	state          State
-	fleetDenied    bool   // the peer refused a trial in this half-open period
-	gen            uint64 // changes with every setState
-	cfg            Config // the config in force, as hot has it
+	fleetDenied    bool     // the peer refused a trial in this half-open period
+	rulePanicked   bool     // the TripRule panicked once, and that was logged
+	defaulted      defaults // the fields of cfg that were zero as given
+	gen            uint64   // changes with every setState
+	cfg            Config   // the config in force, normalized, as hot has it
 	since          time.Duration
 	win            window
 	stripeAt       time.Duration // where successes from the stripes go in a time window
 	consecutive    int
-	reopens        int // reopenings since the circuit last closed
-	trials         int // trial calls admitted in this half-open period
-	trialSuccesses int // and those that succeeded
-	totals         Totals
+	reopens        int           // reopenings since the circuit last closed
+	trials         int           // trial calls admitted in this half-open period
+	trialSuccesses int           // and those that succeeded
+	trialSince     time.Duration // when the period admitted its first trial
+	fleet          *fleetLink    // Config.Shared's link; nil for a breaker alone
 	life           totals
 	history        *[historyLen]change // the latest state changes, a ring; nil before the first
 	changes        int                 // state changes since New
@@ -237,15 +243,18 @@ func newSettings(cfg Config, subs []subscriber, wants EventMask) *settings {
 	}
 }
 
-// ticket is an admitted call: the generation it was admitted in and, when
-// needed, when it started (unknownTime when it was not timed).
+// ticket is an admitted call: the generation it was admitted in, the
+// settings it was admitted under (so that a Reconfigure under way cannot
+// mix two configs in one call) and, when needed, when it started
+// (unknownTime when it was not timed).
 type ticket struct {
 	gen   uint64
 	start time.Duration
+	s     *settings
 }
 
-func (c *core) init(name string, cfg Config) error {
-	cfg, err := cfg.normalize()
+func (c *core) init(name string, given Config) error {
+	cfg, err := given.normalize()
 	if err != nil {
 		return err
 	}
@@ -253,8 +262,8 @@ func (c *core) init(name string, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	c.defaulted = defaultedIn(given)
 	c.name, c.cfg, c.clock = name, cfg, cfg.Clock
-	c.failOn = c.failOnErr != nil
 	c.hot.Store(newSettings(cfg, subs, wants))
 	if c.clock == nil {
 		c.base = time.Now()
@@ -265,12 +274,13 @@ func (c *core) init(name string, cfg Config) error {
 	c.counts.seed.Store(rand.Uint64())
 	c.word.Store(uint64(StateClosed))
 	if cfg.Shared != nil {
+		c.fleet = &fleetLink{}
 		peer, err := cfg.Shared.Join(name, cfg, &Local{c})
 		if err != nil {
 			return err
 		}
 		c.mu.Lock() // the store may already be using the breaker
-		c.peer = peer
+		c.fleet.peer = peer
 		c.mu.Unlock()
 	}
 	c.attach(subs)
@@ -311,8 +321,8 @@ func (c *core) acquire() (ticket, error) {
 	w := c.word.Load()
 	switch w & (1<<stateBits - 1) {
 	case uint64(StateClosed), uint64(StateDisabled):
-		t := ticket{gen: w >> stateBits, start: unknownTime}
-		if c.hot.Load().stamp {
+		t := ticket{gen: w >> stateBits, start: unknownTime, s: c.hot.Load()}
+		if t.s.stamp {
 			t.start = c.elapsed()
 		}
 		return t, nil
@@ -342,7 +352,7 @@ func (c *core) acquireOther(w uint64) (ticket, error) {
 	switch w & (1<<stateBits - 1) {
 	case uint64(StateForcedOpen):
 		c.counts.add(refusedOpen)
-		err := c.rejection(&c.rejectForced, StateForcedOpen)
+		err := c.rejection(StateForcedOpen)
 		if c.hot.Load().wants.Has(EventRejected) {
 			c.tellRefusal(err, c.elapsed())
 		}
@@ -353,7 +363,7 @@ func (c *core) acquireOther(w uint64) (ticket, error) {
 			return c.acquireSlow(now) // the period is over: it reopens
 		}
 		c.counts.add(refusedHalfOpen)
-		err := c.rejection(&c.rejectTooMany, StateHalfOpen)
+		err := c.rejection(StateHalfOpen)
 		if c.hot.Load().wants.Has(EventRejected) {
 			c.tellRefusal(err, now)
 		}
@@ -376,19 +386,21 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 		err = c.openError(c.openUntil.Load())
 	case StateForcedOpen:
 		c.counts.add(refusedOpen)
-		err = c.rejection(&c.rejectForced, StateForcedOpen)
+		err = c.rejection(StateForcedOpen)
 	case StateHalfOpen:
 		if c.trials < c.cfg.HalfOpenMaxCalls && !c.fleetDenied {
-			c.trials++
-			c.markTrials()
+			c.trialTaken(now)
 			trial = true
 		} else {
 			c.counts.add(refusedHalfOpen)
-			err = c.rejection(&c.rejectTooMany, StateHalfOpen)
+			err = c.rejection(StateHalfOpen)
 		}
 	}
-	t := ticket{gen: c.gen, start: now}
-	peer := c.peer
+	t := ticket{gen: c.gen, start: now, s: c.hot.Load()}
+	var peer Peer
+	if c.fleet != nil {
+		peer = c.fleet.peer
+	}
 	if trial { // until the caller has the ticket, the place is ours to give back
 		handed := false
 		defer func() {
@@ -417,10 +429,40 @@ func (c *core) acquireSlow(now time.Duration) (ticket, error) {
 func (c *core) giveBack(t ticket) {
 	c.lock()
 	if t.gen == c.gen && c.state == StateHalfOpen {
-		c.trials--
-		c.markTrials()
+		c.trialGone()
 	}
 	c.unlock(unknownTime)
+}
+
+// trialTaken admits a trial call at now. The first trial of a half-open
+// period starts its HalfOpenMaxWait: a period nobody has called in has
+// nothing to decide. It requires mu held.
+func (c *core) trialTaken(now time.Duration) {
+	if c.trials == 0 {
+		c.trialSince = now
+		c.halfOpenUntil.Store(c.halfOpenDeadline())
+	}
+	c.trials++
+	c.markTrials()
+}
+
+// trialGone gives back the place of a trial call that will not decide. It
+// requires mu held.
+func (c *core) trialGone() {
+	if c.trials--; c.trials == 0 {
+		c.halfOpenUntil.Store(math.MaxInt64)
+	}
+	c.markTrials()
+}
+
+// halfOpenDeadline is when the half-open period counts as a failed trial,
+// if its first trial was admitted at trialSince. It requires mu held.
+func (c *core) halfOpenDeadline() int64 {
+	w := c.cfg.HalfOpenMaxWait
+	if w <= 0 {
+		return math.MaxInt64
+	}
+	return int64(c.trialSince + min(w, maxDuration-max(c.trialSince, 0)))
 }
 
 // markTrials flags the state word while the half-open period admits no
@@ -439,12 +481,11 @@ func (c *core) denied(t ticket) (ticket, error) {
 	now := c.elapsed()
 	c.lock()
 	if t.gen == c.gen {
-		c.trials--
 		c.fleetDenied = true
-		c.markTrials()
+		c.trialGone()
 	}
 	c.counts.add(refusedHalfOpen)
-	err := c.rejection(&c.rejectTooMany, StateHalfOpen)
+	err := c.rejection(StateHalfOpen)
 	c.unlock(now)
 	if c.hot.Load().wants.Has(EventRejected) {
 		c.tellRefusal(err, now)
@@ -468,14 +509,25 @@ func (c *core) newOpenError(until int64) error {
 	return e
 }
 
-// rejection returns the error kept in p, refusing calls in state s, making
-// it on first use.
-func (c *core) rejection(p *atomic.Pointer[RejectedError], s State) error {
-	if e := p.Load(); e != nil {
-		return e
+// rejections are the errors refusing calls forced open and half-open:
+// they change for no period, so each breaker makes them once.
+type rejections struct{ forcedOpen, halfOpen RejectedError }
+
+// rejection returns the error refusing calls in s, StateForcedOpen or
+// StateHalfOpen, making the pair on first use.
+func (c *core) rejection(s State) error {
+	r := c.rejects.Load()
+	if r == nil {
+		c.rejects.CompareAndSwap(nil, &rejections{
+			forcedOpen: RejectedError{Breaker: c.name, State: StateForcedOpen},
+			halfOpen:   RejectedError{Breaker: c.name, State: StateHalfOpen},
+		})
+		r = c.rejects.Load()
 	}
-	p.CompareAndSwap(nil, &RejectedError{Breaker: c.name, State: s})
-	return p.Load()
+	if s == StateForcedOpen {
+		return &r.forcedOpen
+	}
+	return &r.halfOpen
 }
 
 // complete records the outcome of an admitted call that returned err,
@@ -483,7 +535,7 @@ func (c *core) rejection(p *atomic.Pointer[RejectedError], s State) error {
 // by FailOn). It is small enough to inline, so that a success takes one
 // call less.
 func (c *core) complete(t ticket, err error) {
-	if err == nil && !c.failOn {
+	if err == nil && c.failOnErr == nil {
 		c.succeed(t)
 		return
 	}
@@ -502,7 +554,7 @@ func (c *core) completeErr(t ticket, err error) {
 // completeJudged records the outcome of an admitted call that returned
 // err; judge, if not nil, says whether it failed, in place of IsFailure.
 func (c *core) completeJudged(t ticket, err error, judge func() bool) {
-	kind, p := c.classify(err, judge)
+	kind, p := classify(t.s, err, judge)
 	if kind == EventSuccess && err == nil {
 		c.succeed(t)
 	} else {
@@ -528,13 +580,12 @@ func (c *core) abort(t ticket, p any) {
 // judge if not nil, else IsFailure. A panic in one of them makes the call a
 // failure; the panic value is returned so that it can be re-raised once
 // the call is recorded.
-func (c *core) classify(err error, judge func() bool) (kind EventKind, p any) {
+func classify(s *settings, err error, judge func() bool) (kind EventKind, p any) {
 	defer func() {
 		if r := recover(); r != nil {
 			kind, p = EventFailure, r
 		}
 	}()
-	s := c.hot.Load()
 	switch {
 	case err != nil && s.isIgnored(err):
 		return EventIgnored, nil
@@ -551,7 +602,7 @@ func (c *core) classify(err error, judge func() bool) (kind EventKind, p any) {
 // succeed is release for a call that succeeded: the common case, kept
 // apart so that it stays lean.
 func (c *core) succeed(t ticket) {
-	s := c.hot.Load()
+	s := t.s
 	now := unknownTime
 	if s.stamp || s.timed {
 		now = c.elapsed()
@@ -571,7 +622,7 @@ func (c *core) succeed(t ticket) {
 
 // release records the end of an admitted call and delivers its event.
 func (c *core) release(t ticket, kind EventKind, err error) {
-	s := c.hot.Load()
+	s := t.s
 	now := unknownTime
 	if s.stamp || s.timed {
 		now = c.elapsed()
@@ -590,6 +641,10 @@ func (c *core) release(t ticket, kind EventKind, err error) {
 	c.lock()
 	c.life.count(kind, isSlow)
 	before := c.queued()
+	if c.state == StateHalfOpen || c.cfg.Window == TimeWindow {
+		now = c.known(now) // a config changed under the call may need the time
+		c.tick(now)        // a trial past HalfOpenMaxWait is late: the period reopens first
+	}
 	if t.gen == c.gen {
 		c.recordResult(kind, isSlow, now)
 	}
@@ -631,7 +686,9 @@ func (c *core) lock() {
 	c.life.seq.Add(1)
 	if matched > 0 {
 		c.win.addSuccesses(c.stripeAt, int(matched))
-		c.totals.Calls += matched
+		if c.fleet != nil {
+			c.fleet.totals.Calls += matched
+		}
 	}
 }
 
@@ -760,9 +817,7 @@ func (c *core) forceFor(s State, r Reason) {
 	if from != s {
 		c.setState(s, unknownTime, r)
 	}
-	if c.peer != nil {
-		c.peer.Changed(Change{From: from, To: s, Manual: true, Totals: c.totals})
-	}
+	c.changed(Change{From: from, To: s, Manual: true})
 	c.unlock(unknownTime)
 }
 
@@ -771,21 +826,50 @@ func (c *core) resetFor(r Reason) {
 	c.lock()
 	from := c.state
 	c.close(unknownTime, r)
-	if c.peer != nil {
-		c.peer.Changed(Change{From: from, To: StateClosed, Manual: true, Totals: c.totals})
-	}
+	c.changed(Change{From: from, To: StateClosed, Manual: true})
 	c.unlock(unknownTime)
+}
+
+// startIn puts a breaker that no call has seen yet in s, forced open or
+// disabled, as if it had been made so: no event, no history. Its fleet, if
+// any, hears of it as of a manual change.
+func (c *core) startIn(s State) {
+	c.mu.Lock()
+	c.state = s
+	c.gen++
+	c.word.Store(c.gen<<stateBits | uint64(s))
+	c.moveOpenTime(StateClosed, s, 0)
+	c.changed(Change{From: StateClosed, To: s, Manual: true})
+	c.mu.Unlock()
 }
 
 // leave takes the breaker out of its fleet, if it has one: it acts alone
 // from then on.
 func (c *core) leave() {
 	c.mu.Lock()
-	peer := c.peer
-	c.peer = nil
+	var peer Peer
+	if c.fleet != nil {
+		peer = c.fleet.peer
+	}
+	c.fleet = nil
 	c.mu.Unlock()
 	if peer != nil {
 		peer.Leave()
+	}
+}
+
+// fleetLink is what a breaker with a SharedState keeps of its fleet.
+type fleetLink struct {
+	peer   Peer   // nil while Join has not returned
+	totals Totals // the outcomes recorded since New, for the store
+}
+
+// changed tells the peer, if any, of a change the breaker made itself.
+// It requires mu held.
+func (c *core) changed(ch Change) {
+	if f := c.fleet; f != nil && f.peer != nil {
+		ch.Totals = f.totals
+		f.peer.Changed(ch)
 	}
 }
 

@@ -1708,6 +1708,65 @@ func TestTripRule(t *testing.T) {
 		h := newHarness(t, breaker.Config{TripRule: func(breaker.Counts) bool { panic("rule bug") }})
 		assert.NotPanics(t, func() { h.do('F') })
 		assert.Equal(t, breaker.StateClosed, h.State())
-		assert.Contains(t, logged.String(), `breaker "dep": TripRule panicked: rule bug`)
+		assert.Contains(t, logged.String(), `breaker "dep": TripRule panicked (logged once): rule bug`)
 	})
+}
+
+// TestHalfOpenMaxWaitFromTheFirstTrial checks that the wait runs from the
+// period's first trial: a half-open breaker that nobody calls, however
+// often it is read (a metrics scrape every 15s), stays half-open, with no
+// reopening and no back-off.
+func TestHalfOpenMaxWaitFromTheFirstTrial(t *testing.T) {
+	h := newHarness(t, breaker.Config{MaxOpenTimeout: time.Hour})
+	h.trip(t)
+	for range 40 { // ten idle minutes
+		h.clk.Add(15 * time.Second)
+		h.Metrics()
+	}
+	assert.Equal(t, breaker.StateHalfOpen, h.State())
+	assert.Equal(t, uint64(1), h.Metrics().Lifetime.Opens)
+	assert.Equal(t, []string{"closed->open", "open->half-open"}, h.rec.transitions())
+
+	done, err := h.Allow() // the first trial, ten minutes into the period: it has the whole wait
+	require.NoError(t, err)
+	h.clk.Add(breaker.DefaultHalfOpenMaxWait - time.Second)
+	assert.Equal(t, breaker.StateHalfOpen, h.State())
+	done(nil)
+	assert.Equal(t, breaker.StateClosed, h.State())
+}
+
+// TestLateTrialIsDropped returns a trial after HalfOpenMaxWait, with
+// nothing reading the breaker in between: the period has ended as a failed
+// trial, and the late outcome decides nothing.
+func TestLateTrialIsDropped(t *testing.T) {
+	for _, read := range []bool{true, false} {
+		t.Run(fmt.Sprintf("read=%v", read), func(t *testing.T) {
+			h := newHarness(t, breaker.Config{})
+			h.halfOpen(t)
+			done, err := h.Allow()
+			require.NoError(t, err)
+			h.clk.Add(breaker.DefaultHalfOpenMaxWait + time.Second)
+			if read {
+				h.State()
+			}
+			done(nil) // a late success
+			assert.Equal(t, breaker.StateOpen, h.State())
+			assert.Contains(t, reasons(h), "half-open->open: no trial decided within 1m0s")
+		})
+	}
+}
+
+// TestCallKeepsItsSettings admits a call, turns slow tracking on while it
+// runs, and ends it: the call is judged by the settings it was admitted
+// with, whole.
+func TestCallKeepsItsSettings(t *testing.T) {
+	h := newHarnessListening(t, breaker.Config{WindowSize: 10}, false)
+	done, err := h.Allow() // not timed: no slow tracking, no listener
+	require.NoError(t, err)
+	require.NoError(t, h.Reconfigure(breaker.Config{WindowSize: 10, SlowCallDuration: time.Nanosecond}))
+	h.clk.Add(time.Hour)
+	done(nil)
+	m := h.Metrics()
+	assert.Zero(t, m.SlowCalls, "it had no start time: not slow")
+	assert.Equal(t, uint64(1), m.Lifetime.Successes)
 }

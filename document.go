@@ -200,21 +200,24 @@ func (c Config) MarshalJSON() ([]byte, error) {
 // key, or a value of the wrong form, is an error naming the key.
 func (c *Config) UnmarshalJSON(data []byte) error {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return fmt.Errorf("breaker: a config is a JSON object: %w", err)
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return &DocumentError{Fields: []*FieldError{{Path: "config", Err: errors.New("want a JSON object")}}}
 	}
-	var errs []error
+	var errs []*FieldError
 	for _, key := range sortedKeys(obj) {
 		f, ok := fieldByKey(key)
 		if !ok {
-			errs = append(errs, fmt.Errorf("breaker: %s: unknown field", key))
+			errs = append(errs, &FieldError{Path: key, Err: errors.New("unknown field")})
 			continue
 		}
 		if err := f.set(c, obj[key]); err != nil {
-			errs = append(errs, fmt.Errorf("breaker: %s: %w", key, err))
+			errs = append(errs, &FieldError{Path: key, Err: err})
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return &DocumentError{Fields: errs}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -225,43 +228,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-// FieldError is an invalid field of a Registry's document or environment,
-// at Path: "circuits.payments.failureRateThreshold", or the name of an
-// environment variable.
-type FieldError struct {
-	Path string
-	Err  error // a *ConfigError, or what is wrong with the value's form
-}
-
-func (e *FieldError) Error() string {
-	var ce *ConfigError
-	if errors.As(e.Err, &ce) {
-		return e.Path + ": " + ce.problem()
-	}
-	return e.Path + ": " + e.Err.Error()
-}
-
-// Unwrap returns Err.
-func (e *FieldError) Unwrap() error { return e.Err }
-
-// DocumentError lists every invalid field of a document that a Registry
-// refused; the Registry keeps the configs it had. It matches
-// ErrInvalidConfig.
-type DocumentError struct {
-	Fields []*FieldError
-}
-
-func (e *DocumentError) Error() string {
-	msgs := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		msgs[i] = f.Error()
-	}
-	return "breaker: invalid config: " + strings.Join(msgs, "; ")
-}
-
-// Unwrap returns ErrInvalidConfig.
-func (e *DocumentError) Unwrap() error { return ErrInvalidConfig }
 
 // section is one part of a document, the defaults or one circuit: the
 // fields it sets, as JSON values, and where they came from.
@@ -310,20 +276,42 @@ func (s section) apply(c *Config) []*FieldError {
 //
 // and returns it with every problem of form found in it.
 func parseDocument(data []byte) (*layer, []*FieldError) {
-	var doc struct {
-		Defaults map[string]json.RawMessage            `json:"defaults"`
-		Circuits map[string]map[string]json.RawMessage `json:"circuits"`
+	notDoc := func(why string) (*layer, []*FieldError) {
+		return nil, []*FieldError{{Path: "document", Err: errors.New("not a document of defaults and circuits: " + why)}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, []*FieldError{{Path: "document", Err: fmt.Errorf("not a document of defaults and circuits: %w", err)}}
+	var top map[string]json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		return notDoc(err.Error())
+	}
+	if top == nil {
+		return notDoc("null")
+	}
+	if dec.More() {
+		return notDoc("data after the document")
+	}
+	var errs []*FieldError
+	var defaults map[string]json.RawMessage
+	var circuits map[string]map[string]json.RawMessage
+	for _, key := range sortedKeys(top) {
+		var err error
+		switch key {
+		case "defaults":
+			err = json.Unmarshal(top[key], &defaults)
+		case "circuits":
+			err = json.Unmarshal(top[key], &circuits)
+		default:
+			err = errors.New(`unknown key: a document has "defaults" and "circuits"`)
+		}
+		if err != nil {
+			errs = append(errs, &FieldError{Path: key, Err: err})
+		}
 	}
 	l := &layer{circuits: map[string]section{}}
-	var errs []*FieldError
-	l.defaults, errs = newSection("defaults.", doc.Defaults, false)
-	for _, name := range sortedKeys(doc.Circuits) {
-		s, e := newSection("circuits."+name+".", doc.Circuits[name], true)
+	s, e := newSection("defaults.", defaults, false)
+	l.defaults, errs = s, append(errs, e...)
+	for _, name := range sortedKeys(circuits) {
+		s, e := newSection("circuits."+name+".", circuits[name], true)
 		l.circuits[name] = s
 		errs = append(errs, e...)
 	}
@@ -337,7 +325,11 @@ func newSection(prefix string, values map[string]json.RawMessage, circuit bool) 
 	var errs []*FieldError
 	for _, key := range sortedKeys(values) {
 		path := prefix + key
-		if key == modeKey && circuit {
+		if key == modeKey && !circuit {
+			errs = append(errs, &FieldError{Path: path, Err: errors.New("a mode is per circuit")})
+			continue
+		}
+		if key == modeKey {
 			var text string
 			var m Mode
 			err := json.Unmarshal(values[key], &text)

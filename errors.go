@@ -3,6 +3,7 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -104,3 +105,40 @@ func (e *ConfigError) problem() string {
 
 // Unwrap returns ErrInvalidConfig.
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// FieldError is an invalid field of a Registry's document or environment,
+// at Path: "circuits.payments.failureRateThreshold", or the name of an
+// environment variable.
+type FieldError struct {
+	Path string
+	Err  error // a *ConfigError, or what is wrong with the value's form
+}
+
+func (e *FieldError) Error() string {
+	var ce *ConfigError
+	if errors.As(e.Err, &ce) {
+		return e.Path + ": " + ce.problem()
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// DocumentError lists every invalid field of a document that a Registry
+// refused; the Registry keeps the configs it had. It matches
+// ErrInvalidConfig.
+type DocumentError struct {
+	Fields []*FieldError
+}
+
+func (e *DocumentError) Error() string {
+	msgs := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		msgs[i] = f.Error()
+	}
+	return "breaker: invalid config: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *DocumentError) Unwrap() error { return ErrInvalidConfig }

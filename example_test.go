@@ -135,7 +135,7 @@ func ExampleFailOn() {
 		SlowCallDuration:     2 * time.Second,    // a call this long counts as slow
 		OpenTimeout:          10 * time.Second,   // then probe again after 10s
 	}, breaker.FailOn(func(resp *http.Response, err error) bool {
-		return err != nil || resp.StatusCode >= 500 // a 5xx is a failure too
+		return err != nil || resp != nil && resp.StatusCode >= 500 // a 5xx is a failure too
 	}))
 	if err != nil {
 		panic(err) // names the bad field and the values allowed

@@ -247,6 +247,7 @@ type model struct {
 	reopens     int
 	life        breaker.Lifetime
 	openedAt    time.Time // when the current open period began
+	trialSince  time.Time // when the half-open period admitted its first trial
 	events      int       // call events: one per admission refused or call completed
 	trials      int
 	successes   int
@@ -287,8 +288,8 @@ func (m *model) tick(now time.Time) {
 	if m.state == breaker.StateOpen && !now.Before(m.openUntil) {
 		m.enter(breaker.StateHalfOpen, now)
 	}
-	if w := m.cfg.HalfOpenMaxWait; m.state == breaker.StateHalfOpen && w > 0 && !now.Before(m.since.Add(w)) {
-		m.reopens++ // a half-open period without a decision is a failed trial
+	if w := m.cfg.HalfOpenMaxWait; m.state == breaker.StateHalfOpen && w > 0 && m.trials > 0 && !now.Before(m.trialSince.Add(w)) {
+		m.reopens++ // undecided this long since its first trial: a failed trial
 		m.trip(now)
 	}
 }
@@ -340,6 +341,9 @@ func (m *model) admit(now time.Time) (int, error) {
 			m.events++
 			return 0, breaker.ErrTooManyCalls
 		}
+		if m.trials == 0 {
+			m.trialSince = now
+		}
 		m.trials++
 	}
 	return m.gen, nil
@@ -361,6 +365,7 @@ func (m *model) complete(gen int, start, now time.Time, err error) {
 	if slow && !ignored {
 		m.life.SlowCalls++
 	}
+	m.tick(now) // a trial past HalfOpenMaxWait is late
 	if gen != m.gen {
 		return
 	}

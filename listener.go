@@ -127,8 +127,9 @@ type MaskedListener interface {
 // Attacher is a Listener that wants to know the breakers it is attached to,
 // for example to read their Metrics when it is scraped rather than hear
 // every call. New calls Attach with the breaker it makes, before it
-// returns, once for each time the Attacher is among the Listeners; a panic
-// in Attach is recovered and logged. CircuitSet keeps such breakers, once
+// returns, once for each time the Attacher is among the Listeners, and
+// Reconfigure does so for the Attachers among its Listeners; a panic in
+// Attach is recovered and logged. CircuitSet keeps such breakers, once
 // each, without keeping them alive.
 type Attacher interface {
 	Listener

@@ -107,6 +107,39 @@ func TestReconfigureWindows(t *testing.T) {
 	})
 }
 
+func TestReconfigureShrinkingTimeWindowDropsOldOutcomes(t *testing.T) {
+	cfg := breaker.Config{Window: breaker.TimeWindow, WindowDuration: time.Minute, BucketDuration: time.Second, MinimumCalls: 100, FailureRateThreshold: 1}
+	h := newHarness(t, cfg)
+	for range 50 {
+		h.do('F')
+	}
+	h.clk.Add(50 * time.Second)
+	for range 10 {
+		h.do('S')
+	}
+	require.Equal(t, 60, h.Metrics().Calls)
+	cfg.WindowDuration = 10 * time.Second
+	require.NoError(t, h.Reconfigure(cfg))
+	m := h.Metrics()
+	assert.Equal(t, 10, m.Calls, "only the last 10s fit")
+	assert.Zero(t, m.Failures, "the failures of 50s ago are outside")
+}
+
+// TestReconfigureFromConfig changes one field of Config() and keeps the
+// other defaults following theirs: MinimumCalls, left at its default, is
+// capped at the new, smaller WindowSize.
+func TestReconfigureFromConfig(t *testing.T) {
+	h := newHarness(t, breaker.Config{WindowSize: 7})
+	cfg := h.Config()
+	assert.Zero(t, cfg.MinimumCalls, "as given")
+	cfg.WindowSize = 3
+	require.NoError(t, h.Reconfigure(cfg))
+	for _, step := range "SFF" {
+		h.do(byte(step))
+	}
+	assert.Equal(t, breaker.StateOpen, h.State(), "2 failures in 3, MinimumCalls 3")
+}
+
 func TestReconfigureHalfOpenTrials(t *testing.T) {
 	h := newHarness(t, breaker.Config{WindowSize: 1, OpenTimeout: time.Second})
 	h.halfOpen(t)

@@ -1,8 +1,10 @@
 package breaker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,37 +142,65 @@ func (r *Registry) configFor(name string, doc, env *layer) (Config, Mode, []*Fie
 		}
 	}
 	if edit := r.edits[name]; edit != nil {
-		edit(&cfg)
+		if err := runEdit(name, edit, &cfg); err != nil {
+			errs = append(errs, &FieldError{Path: "Configure(" + strconv.Quote(name) + ")", Err: err})
+		}
 	}
 	return cfg, mode, errs
+}
+
+// runEdit calls edit on cfg, turning a panic into an error.
+func runEdit(name string, edit func(*Config), cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("breaker: the edit of %q panicked: %v", name, r)
+		}
+	}()
+	edit(cfg)
+	return nil
 }
 
 // Configure sets the edit of the breaker named name: edit changes a copy of
 // its Config as the defaults and documents make it (with a Listeners slice
 // of its own, so appending to it is safe). The result is checked now; if it
-// is invalid, nothing changes. If the breaker exists, it is reconfigured
-// (see Breaker.Reconfigure).
+// is invalid, or edit panics, nothing changes and Configure says why. If
+// the breaker exists, it is reconfigured (see Breaker.Reconfigure).
 func (r *Registry) Configure(name string, edit func(*Config)) error {
 	r.apply.Lock()
 	defer r.apply.Unlock()
-	r.mu.Lock()
-	old := r.edits[name]
-	r.edits[name] = edit
-	cfg, _, _ := r.configFor(name, r.doc, r.env)
-	if _, err := cfg.normalize(); err != nil {
-		r.edits[name] = old
-		if old == nil {
-			delete(r.edits, name)
-		}
-		r.mu.Unlock()
+	cfg, c, err := r.configure(name, edit)
+	if err != nil || c == nil {
 		return err
 	}
-	e, live := r.entry(name)
-	r.mu.Unlock()
-	if live {
-		return e.c.Reconfigure(cfg)
+	return c.Reconfigure(cfg)
+}
+
+// configure stores edit for name if the Config it makes is valid, and
+// returns that Config and the live breaker of name, if any.
+func (r *Registry) configure(name string, edit func(*Config)) (Config, Circuit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, had := r.edits[name]
+	r.edits[name] = edit
+	cfg, _, errs := r.configFor(name, r.doc, r.env)
+	err := error(nil)
+	if len(errs) > 0 {
+		err = errs[len(errs)-1].Err // the edit's: a document's problems were caught when it loaded
+	} else {
+		_, err = cfg.normalize()
 	}
-	return nil
+	if err != nil {
+		if had {
+			r.edits[name] = old
+		} else {
+			delete(r.edits, name)
+		}
+		return Config{}, nil, err
+	}
+	if e, ok := r.entry(name); ok {
+		return cfg, e.c, nil
+	}
+	return cfg, nil, nil
 }
 
 // entry returns the live entry named name.
@@ -192,30 +222,52 @@ func Get[T any](r *Registry, name string) (*Breaker[T], error) {
 	}
 	r.apply.Lock()
 	defer r.apply.Unlock()
-	r.mu.Lock()
-	if e, ok := r.entry(name); ok {
-		r.mu.Unlock()
-		r.touch(e)
-		return typed[T](e.c)
+	b, gone, err := getNew[T](r, name)
+	for _, c := range gone {
+		c.base().leave() // out of the lock: a store may talk to its server
 	}
-	cfg, mode, _ := r.configFor(name, r.doc, r.env)
+	return b, err
+}
+
+// getNew returns the breaker named name, making it if need be, and the
+// breakers evicted to make room. A breaker whose document sets a mode is
+// made in that mode before anyone can get it.
+func getNew[T any](r *Registry, name string) (*Breaker[T], []Circuit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entry(name); ok {
+		b, err := typed[T](e.c)
+		return b, nil, err
+	}
+	cfg, mode, errs := r.configFor(name, r.doc, r.env)
+	if len(errs) > 0 {
+		return nil, nil, errs[len(errs)-1].Err
+	}
 	b, err := New[T](name, cfg)
 	if err != nil {
-		r.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
+	if mode != ModeAuto {
+		b.c.startIn(mode.state())
+		r.modes[name] = mode
+	}
+	now := r.now()
+	var gone []Circuit
 	if max := r.opts.maxCircuits; max > 0 && r.size >= max {
-		r.sweep(r.now(), r.size-max+1, max/8) // a batch of idle ones too: each make seldom sweeps
+		gone = r.sweep(now, r.size-max+1, max/8) // a batch of idle ones too: each make seldom sweeps
+	} else if r.sweepDue(now) {
+		gone = r.sweep(now, 0, 0)
 	}
-	e := &entry{c: b, active: r.now()}
-	e.seen.Store(r.epoch.Load())
+	e := &entry{c: b, active: now}
 	r.circuits.Store(name, e)
 	r.size++
-	r.mu.Unlock()
-	if mode != ModeAuto {
-		r.setMode(name, b, mode)
-	}
-	return b, nil
+	return b, gone, nil
+}
+
+// sweepDue reports whether it is time to look for idle breakers.
+func (r *Registry) sweepDue(now time.Time) bool {
+	idle := r.opts.idle
+	return idle > 0 && now.UnixNano()-r.sweptAt.Load() >= int64(idle/4)
 }
 
 // touch notes that Get returned e, and sweeps for idle breakers when one is
@@ -224,67 +276,85 @@ func (r *Registry) touch(e *entry) {
 	if epoch := r.epoch.Load(); e.seen.Load() != epoch {
 		e.seen.Store(epoch)
 	}
-	if idle := r.opts.idle; idle > 0 {
-		now := r.now()
-		if now.UnixNano()-r.sweptAt.Load() < int64(idle/4) {
-			return
-		}
-		r.mu.Lock()
-		if now.UnixNano()-r.sweptAt.Load() >= int64(idle/4) {
-			r.sweep(now, 0, 0)
-		}
-		r.mu.Unlock()
+	if r.opts.idle <= 0 {
+		return
+	}
+	now := r.now()
+	if !r.sweepDue(now) {
+		return
+	}
+	r.mu.Lock()
+	var gone []Circuit
+	if r.sweepDue(now) {
+		gone = r.sweep(now, 0, 0)
+	}
+	r.mu.Unlock()
+	for _, c := range gone {
+		c.base().leave()
 	}
 }
 
 // sweep evicts the least recently used breakers: must of them in any case,
 // up to may more among those unused since the last sweep, and those idle
-// longer than the idle timeout. A breaker counts as used when Get returned
-// it or calls went through it. It requires r.mu held.
-func (r *Registry) sweep(now time.Time, must, may int) {
+// longer than the idle timeout; it returns them, for the caller to take out
+// of their fleets once it has released r.mu. A breaker counts as used when
+// Get returned it or calls went through it; among those used as recently,
+// the one with the fewest calls since the last sweep goes first. It
+// requires r.mu held.
+func (r *Registry) sweep(now time.Time, must, may int) []Circuit {
 	epoch := r.epoch.Load()
 	r.epoch.Store(epoch + 1)
 	r.sweptAt.Store(now.UnixNano())
 	type candidate struct {
-		name string
-		e    *entry
-		used bool
+		name  string
+		e     *entry
+		used  bool
+		calls uint64 // since the last sweep
 	}
 	var all []candidate
 	r.circuits.Range(func(k, v any) bool {
 		e := v.(*entry)
 		a := e.c.base().activity()
-		used := e.seen.Load() >= epoch || a != e.activity
-		if used {
+		c := candidate{name: k.(string), e: e, calls: a - e.activity}
+		c.used = e.seen.Load() == epoch || c.calls > 0
+		if c.used {
 			e.activity, e.active = a, now
 		}
-		all = append(all, candidate{k.(string), e, used})
+		all = append(all, c)
 		return true
 	})
 	slices.SortFunc(all, func(a, b candidate) int {
 		if c := a.e.active.Compare(b.e.active); c != 0 {
 			return c
 		}
+		if a.calls != b.calls {
+			return cmp.Compare(a.calls, b.calls)
+		}
 		return strings.Compare(a.name, b.name)
 	})
+	var gone []Circuit
 	for i, c := range all {
 		switch {
 		case i < must,
 			i < must+may && !c.used,
 			r.opts.idle > 0 && now.Sub(c.e.active) >= r.opts.idle:
-			r.forget(c.name, c.e)
+			if r.forget(c.name, c.e) {
+				gone = append(gone, c.e.c)
+			}
 		}
 	}
+	return gone
 }
 
-// forget removes the entry of name from r, and the breaker from its fleet.
-// It requires r.mu held.
-func (r *Registry) forget(name string, e *entry) {
-	if r.circuits.CompareAndDelete(name, e) {
-		r.size--
-		delete(r.modes, name)
-		e.c.base().leave()
+// forget removes the entry of name from r and reports whether it was
+// there. It requires r.mu held.
+func (r *Registry) forget(name string, e *entry) bool {
+	if !r.circuits.CompareAndDelete(name, e) {
+		return false
 	}
+	r.size--
+	delete(r.modes, name)
+	return true
 }
 
 // Remove takes the breaker named name out of r, and out of its fleet if
@@ -293,10 +363,11 @@ func (r *Registry) forget(name string, e *entry) {
 // makes a new one. Configure's edit for name is kept.
 func (r *Registry) Remove(name string) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e, ok := r.entry(name)
+	ok = ok && r.forget(name, e)
+	r.mu.Unlock()
 	if ok {
-		r.forget(name, e)
+		e.c.base().leave()
 	}
 	return ok
 }
@@ -361,7 +432,7 @@ func (r *Registry) put(l *layer, env bool) error {
 	r.doc, r.env = doc, envl
 	type change struct {
 		name string
-		c    Circuit
+		e    *entry
 		cfg  Config
 		mode Mode
 	}
@@ -369,13 +440,13 @@ func (r *Registry) put(l *layer, env bool) error {
 	r.circuits.Range(func(k, v any) bool {
 		name := k.(string)
 		cfg, mode, _ := r.configFor(name, doc, envl)
-		changes = append(changes, change{name, v.(*entry).c, cfg, mode})
+		changes = append(changes, change{name, v.(*entry), cfg, mode})
 		return true
 	})
 	r.mu.Unlock()
 	for _, ch := range changes {
-		_ = ch.c.Reconfigure(ch.cfg) // checked above
-		r.setMode(ch.name, ch.c, ch.mode)
+		_ = ch.e.c.Reconfigure(ch.cfg) // checked above
+		r.setMode(ch.name, ch.e, ch.mode)
 	}
 	return nil
 }
@@ -397,8 +468,8 @@ func (r *Registry) check(l, doc, env *layer) []*FieldError {
 			if !ok {
 				path = prefix + key
 			}
-			if msg := ce.problem(); !seen[path+msg] {
-				seen[path+msg] = true
+			if !seen[path] { // once per path: a bad default shows in every circuit
+				seen[path] = true
 				errs = append(errs, &FieldError{Path: path, Err: ce})
 			}
 		}
@@ -446,30 +517,38 @@ func circuitPrefix(l *layer, name string) string {
 	return "circuits." + name + "."
 }
 
-// setMode applies mode to the breaker named name if it is not the mode
-// last applied to it.
-func (r *Registry) setMode(name string, c Circuit, mode Mode) {
+// setMode applies mode to e, the live entry of name, if it is not the mode
+// last applied to it; a breaker no longer live is left alone.
+func (r *Registry) setMode(name string, e *entry, mode Mode) {
 	r.mu.Lock()
-	last, had := r.modes[name]
+	if live, ok := r.entry(name); !ok || live != e {
+		r.mu.Unlock()
+		return
+	}
+	last := r.modes[name] // ModeAuto if none
 	if mode == ModeAuto {
 		delete(r.modes, name)
 	} else {
 		r.modes[name] = mode
 	}
 	r.mu.Unlock()
-	if had && last == mode || !had && mode == ModeAuto {
+	if last == mode {
 		return
 	}
-	k := c.base()
-	reason := Reason{Kind: ReasonReconfigured}
-	switch mode {
-	case ModeDisabled:
-		k.forceFor(StateDisabled, reason)
-	case ModeForcedOpen:
-		k.forceFor(StateForcedOpen, reason)
-	default:
-		k.resetFor(reason)
+	k := e.c.base()
+	if mode == ModeAuto {
+		k.resetFor(Reason{Kind: ReasonReconfigured})
+	} else {
+		k.forceFor(mode.state(), Reason{Kind: ReasonReconfigured})
 	}
+}
+
+// state is the state a mode other than auto holds a breaker in.
+func (m Mode) state() State {
+	if m == ModeDisabled {
+		return StateDisabled
+	}
+	return StateForcedOpen
 }
 
 func typed[T any](c Circuit) (*Breaker[T], error) {
@@ -495,8 +574,11 @@ func (r *Registry) Circuit(name string) (Circuit, bool) {
 func (r *Registry) Circuits() []Circuit {
 	if r.opts.idle > 0 {
 		r.mu.Lock()
-		r.sweep(r.now(), 0, 0)
+		gone := r.sweep(r.now(), 0, 0)
 		r.mu.Unlock()
+		for _, c := range gone {
+			c.base().leave()
+		}
 	}
 	var out []Circuit
 	r.circuits.Range(func(_, v any) bool {

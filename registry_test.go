@@ -300,12 +300,12 @@ func TestRegistryLoad(t *testing.T) {
 	assert.Equal(t, 10*time.Second, oc.OpenTimeout)
 	assert.Equal(t, 5, oc.MinimumCalls)
 	assert.Equal(t, 20, oc.WindowSize, "NewRegistry's defaults below")
-	assert.Equal(t, 0.5, oc.FailureRateThreshold)
+	assert.Zero(t, oc.FailureRateThreshold, "left at its default, as given")
 
 	// A later document replaces the earlier one.
 	require.NoError(t, r.Load([]byte(`{"defaults": {"openTimeout": "1m"}}`)))
 	assert.Equal(t, time.Minute, p.Config().OpenTimeout)
-	assert.Equal(t, 0.5, p.Config().FailureRateThreshold)
+	assert.Zero(t, p.Config().FailureRateThreshold, "back to its default")
 	assert.Equal(t, breaker.CountWindow, p.Config().Window)
 }
 
@@ -351,15 +351,22 @@ func TestRegistryLoadReportsEveryBadField(t *testing.T) {
 		`circuits.orders.successThreshold: 3 is outside [1, HalfOpenMaxCalls 2]`,
 		`circuits.payments.failureRateThreshold: 1.5 is outside (0, 1]`,
 	}, msgs)
-	assert.Equal(t, 0.5, p.Config().FailureRateThreshold, "nothing changed")
-	assert.Equal(t, breaker.DefaultOpenTimeout, p.Config().OpenTimeout)
+	assert.Zero(t, p.Config().FailureRateThreshold, "nothing changed")
+	assert.Zero(t, p.Config().OpenTimeout)
 
-	err = r.Load([]byte(`{"default": {}}`))
-	assert.ErrorContains(t, err, "document: not a document of defaults and circuits")
-	err = r.Load([]byte(`{"defaults": {"failureRate": 0.5}}`))
-	assert.EqualError(t, err, "breaker: invalid config: defaults.failureRate: unknown field")
-	err = r.Load([]byte(`{"defaults": {"mode": "disabled"}}`))
-	assert.EqualError(t, err, "breaker: invalid config: defaults.mode: unknown field", "a mode is per circuit")
+	for doc, want := range map[string]string{
+		`{"default": {}}`:                        `default: unknown key: a document has "defaults" and "circuits"`,
+		`{"Circuits": {}}`:                       `Circuits: unknown key: a document has "defaults" and "circuits"`,
+		`{"defaults": {"failureRate": 0.5}}`:     `defaults.failureRate: unknown field`,
+		`{"defaults": {"mode": "disabled"}}`:     `defaults.mode: a mode is per circuit`,
+		`{"circuits": {"a": 1}}`:                 `circuits: json: cannot unmarshal number into Go value of type map[string]json.RawMessage`,
+		`null`:                                   `document: not a document of defaults and circuits: null`,
+		`{} {}`:                                  `document: not a document of defaults and circuits: data after the document`,
+		`{"defaults": {"openTimeout": "1e400"}}`: `defaults.openTimeout: "1e400" is not a duration (such as "30s", "1m30s", "250ms")`,
+		`{"defaults": {"openJitter": 1e400}}`:    `defaults.openJitter: want a number`,
+	} {
+		assert.EqualError(t, r.Load([]byte(doc)), "breaker: invalid config: "+want, doc)
+	}
 }
 
 func TestRegistryLoadEnv(t *testing.T) {
@@ -383,7 +390,7 @@ func TestRegistryLoadEnv(t *testing.T) {
 
 	require.NoError(t, r.LoadEnv("BREAKER", []string{"BREAKER_PAYMENTS_EU_MODE=forced-open"}))
 	assert.Equal(t, breaker.StateForcedOpen, p.State())
-	assert.Equal(t, breaker.DefaultOpenTimeout, p.Config().OpenTimeout, "a new environment replaces the old")
+	assert.Zero(t, p.Config().OpenTimeout, "a new environment replaces the old")
 
 	err = r.LoadEnv("BREAKER", []string{
 		"BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD=2",
@@ -397,4 +404,145 @@ func TestRegistryLoadEnv(t *testing.T) {
 	assert.EqualError(t, de.Fields[1], `BREAKER_DEFAULTS_COLOUR: names no field (PREFIX_NAME_FIELD)`)
 	err = r.LoadEnv("BREAKER", []string{"BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD=2"})
 	assert.EqualError(t, err, "breaker: invalid config: BREAKER_PAYMENTS_EU_FAILURE_RATE_THRESHOLD: 2 is outside (0, 1]")
+}
+
+func TestRegistryConfigureEditThatPanics(t *testing.T) {
+	r, _ := newRegistry(t, breaker.Config{})
+	err := r.Configure("db", func(*breaker.Config) { panic("edit bug") })
+	assert.EqualError(t, err, `breaker: the edit of "db" panicked: edit bug`)
+	b, err := breaker.Get[int](r, "db")
+	require.NoError(t, err, "the edit was not kept")
+	assert.Equal(t, 1, r.Len(), "and the registry still works")
+
+	calls := 0
+	require.NoError(t, r.Configure("later", func(*breaker.Config) {
+		if calls++; calls > 1 {
+			panic("edit bug on its second call")
+		}
+	}))
+	_, err = breaker.Get[int](r, "later")
+	assert.EqualError(t, err, `breaker: the edit of "later" panicked: edit bug on its second call`)
+	assert.True(t, r.Remove("db"))
+	assert.NoError(t, ok(b))
+}
+
+// TestRegistryKeepsTheBusyBreaker fills a bound of 2 with a breaker held
+// and called a thousand times and one never called: making a third evicts
+// the idle one.
+func TestRegistryKeepsTheBusyBreaker(t *testing.T) {
+	r, err := breaker.NewRegistry(breaker.Config{Clock: clock.NewMock()}, breaker.WithMaxCircuits(2))
+	require.NoError(t, err)
+	busy, err := breaker.Get[int](r, "a-payments")
+	require.NoError(t, err)
+	_, err = breaker.Get[int](r, "b-unused")
+	require.NoError(t, err)
+	for range 1000 {
+		ok(busy)
+	}
+	_, err = breaker.Get[int](r, "c-new")
+	require.NoError(t, err)
+	_, held := r.Circuit("a-payments")
+	assert.True(t, held)
+	_, held = r.Circuit("b-unused")
+	assert.False(t, held)
+	require.NoError(t, r.Load([]byte(`{"circuits": {"a-payments": {"openTimeout": "5s"}}}`)))
+	assert.Equal(t, 5*time.Second, busy.Config().OpenTimeout, "the held breaker follows the document")
+}
+
+func TestRegistryIdleTimeoutAloneSweepsOnMake(t *testing.T) {
+	clk := clock.NewMock()
+	r, err := breaker.NewRegistry(breaker.Config{Clock: clk}, breaker.WithIdleTimeout(time.Minute))
+	require.NoError(t, err)
+	for i := range 100 {
+		_, err := breaker.Get[int](r, fmt.Sprintf("h%d", i))
+		require.NoError(t, err)
+		clk.Add(2 * time.Minute)
+	}
+	assert.LessOrEqual(t, r.Len(), 2, "every breaker but the newest is two minutes idle")
+}
+
+// attachHook is an Attacher that runs hook on each Attach.
+type attachHook struct{ hook func(breaker.Circuit) }
+
+func (a *attachHook) OnEvent(breaker.Event)        {}
+func (a *attachHook) EventMask() breaker.EventMask { return 0 }
+func (a *attachHook) Attach(c breaker.Circuit)     { a.hook(c) }
+
+// TestRegistryModeOfARemovedBreaker removes a breaker while Load applies
+// its mode: the next breaker of the name still starts in the document's
+// mode.
+func TestRegistryModeOfARemovedBreaker(t *testing.T) {
+	var r *breaker.Registry
+	arm := false
+	hook := &attachHook{hook: func(c breaker.Circuit) {
+		if arm && c.Name() == "x" {
+			arm = false
+			r.Remove("x") // as an idle sweep of a Get would, meanwhile
+		}
+	}}
+	var err error
+	r, err = breaker.NewRegistry(breaker.Config{Clock: clock.NewMock(), Listeners: []breaker.Listener{hook}})
+	require.NoError(t, err)
+	_, err = breaker.Get[int](r, "x")
+	require.NoError(t, err)
+	arm = true
+	require.NoError(t, r.Load([]byte(`{"circuits": {"x": {"mode": "forced-open"}}}`)))
+	b, err := breaker.Get[int](r, "x")
+	require.NoError(t, err)
+	assert.Equal(t, breaker.StateForcedOpen, b.State())
+}
+
+// TestRegistryMakesABreakerInItsMode gets a breaker whose document says
+// forced-open: it refuses from its first call, and no listener hears of a
+// change, since it never was anything else.
+func TestRegistryMakesABreakerInItsMode(t *testing.T) {
+	rec := &recorder{}
+	r, err := breaker.NewRegistry(breaker.Config{Clock: clock.NewMock(), Listeners: []breaker.Listener{rec}})
+	require.NoError(t, err)
+	require.NoError(t, r.Load([]byte(`{"circuits": {"x": {"mode": "forced-open"}, "y": {"mode": "disabled"}}}`)))
+	x, err := breaker.Get[int](r, "x")
+	require.NoError(t, err)
+	assert.ErrorIs(t, ok(x), breaker.ErrOpen)
+	y, err := breaker.Get[int](r, "y")
+	require.NoError(t, err)
+	assert.Equal(t, breaker.StateDisabled, y.State())
+	assert.Empty(t, rec.transitions())
+	require.NoError(t, r.Load([]byte(`{}`)))
+	assert.Equal(t, breaker.StateClosed, x.State(), "back to auto")
+	assert.ElementsMatch(t, []string{"forced-open->closed", "disabled->closed"}, rec.transitions())
+}
+
+// TestRegistryConcurrent gets, removes, loads and configures at once, with
+// bounds: -race must find nothing, and the bound holds.
+func TestRegistryConcurrent(t *testing.T) {
+	clk := clock.NewMock()
+	r, err := breaker.NewRegistry(breaker.Config{Clock: clk}, breaker.WithMaxCircuits(8), breaker.WithIdleTimeout(time.Second))
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				name := fmt.Sprintf("n%d", (g*7+i)%20)
+				switch i % 6 {
+				case 0:
+					r.Remove(name)
+				case 1:
+					assert.NoError(t, r.Load([]byte(fmt.Sprintf(`{"circuits": {%q: {"mode": "forced-open"}}}`, name))))
+				case 2:
+					assert.NoError(t, r.Configure(name, func(c *breaker.Config) { c.WindowSize = 1 + i%3 }))
+				case 3:
+					r.Circuits()
+				default:
+					b, err := breaker.Get[int](r, name)
+					if assert.NoError(t, err) {
+						ok(b)
+					}
+				}
+				assert.LessOrEqual(t, r.Len(), 8)
+			}
+		}()
+	}
+	wg.Wait()
 }

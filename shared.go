@@ -83,7 +83,10 @@ func (l *Local) State() State { return l.c.currentState() }
 func (l *Local) Counts() Totals {
 	c := l.c
 	c.lock()
-	t := c.totals
+	var t Totals
+	if c.fleet != nil {
+		t = c.fleet.totals
+	}
 	c.unlock(unknownTime)
 	return t
 }

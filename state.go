@@ -78,11 +78,7 @@ func (c *core) setState(s State, now time.Duration, r Reason) {
 	c.gen++
 	c.trials, c.trialSuccesses, c.fleetDenied = 0, 0, false
 	if s == StateHalfOpen {
-		until := int64(math.MaxInt64)
-		if w := c.cfg.HalfOpenMaxWait; w > 0 {
-			until = int64(now + min(w, maxDuration-max(now, 0)))
-		}
-		c.halfOpenUntil.Store(until)
+		c.halfOpenUntil.Store(math.MaxInt64) // until a trial is admitted: see trialTaken
 	}
 	c.word.Store(c.gen<<stateBits | uint64(s))
 	if from != s {
@@ -135,12 +131,10 @@ func (c *core) tick(now time.Duration) {
 	if c.state == StateOpen && int64(now) >= c.openUntil.Load() {
 		c.setState(StateHalfOpen, now, Reason{Kind: ReasonOpenWaitOver})
 	}
-	if c.state == StateHalfOpen && int64(now) >= c.halfOpenUntil.Load() {
+	if c.state == StateHalfOpen && c.trials > 0 && int64(now) >= c.halfOpenUntil.Load() {
 		c.reopens++
 		wait := c.trip(now, Reason{Kind: ReasonHalfOpenMaxWait, Wait: c.cfg.HalfOpenMaxWait})
-		if c.peer != nil {
-			c.peer.Changed(Change{From: StateHalfOpen, To: StateOpen, Wait: wait, Totals: c.totals})
-		}
+		c.changed(Change{From: StateHalfOpen, To: StateOpen, Wait: wait})
 	}
 }
 
@@ -205,25 +199,24 @@ func (c *core) recordResult(kind EventKind, isSlow bool, now time.Duration) {
 		if isSlow {
 			o |= slow
 		}
-		c.totals.add(o)
+		if c.fleet != nil {
+			c.fleet.totals.add(o)
+		}
 		n := c.win.record(now, o)
 		if c.state != StateClosed {
 			return
 		}
 		if trip, r := c.shouldTrip(n, o); trip {
 			wait := c.trip(now, r)
-			if c.peer != nil {
-				c.peer.Changed(Change{From: StateClosed, To: StateOpen, Wait: wait, Totals: c.totals})
-			}
+			c.changed(Change{From: StateClosed, To: StateOpen, Wait: wait})
 		}
 	case StateHalfOpen:
-		if c.peer != nil {
-			c.peer.TrialDone(kind, isSlow)
+		if f := c.fleet; f != nil && f.peer != nil {
+			f.peer.TrialDone(kind, isSlow)
 		}
 		switch {
 		case kind == EventIgnored:
-			c.trials-- // the permit goes back
-			c.markTrials()
+			c.trialGone() // the permit goes back
 		case kind == EventFailure:
 			c.reopens++
 			c.trip(now, Reason{Kind: ReasonTrialFailed})
@@ -271,11 +264,14 @@ func (c *core) shouldTrip(n counts, o outcome) (bool, Reason) {
 func (c *core) slowOn() bool { return c.cfg.SlowCallDuration > 0 }
 
 // askRule calls the TripRule, recovering a panic in it: a rule that panics
-// trips nothing, and the panic is logged.
+// trips nothing, and the first panic is logged.
 func (c *core) askRule(rule func(Counts) bool, in Counts) (trip bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Printf("breaker %q: TripRule panicked: %v\n%s", c.name, r, debug.Stack())
+			if !c.rulePanicked { // once: the lock is held, and a broken rule breaks every time
+				c.rulePanicked = true
+				log.Printf("breaker %q: TripRule panicked (logged once): %v\n%s", c.name, r, debug.Stack())
+			}
 			trip = false
 		}
 	}()

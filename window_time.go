@@ -126,8 +126,8 @@ func (w *timeWindow) resized(span, width, now time.Duration) *timeWindow {
 	end := w.bucket(now)
 	for k := w.tail; k <= end; k++ {
 		s := w.slot(k)
-		if s.calls == 0 {
-			continue
+		if s.calls == 0 || time.Duration(k+1)*w.width <= now-span {
+			continue // empty, or all of it older than the new span
 		}
 		at := time.Duration(k) * w.width
 		n.expire(at)

@@ -22,11 +22,12 @@ import (
 // Option configures New.
 type Option func(*Listener)
 
-// WithRefusals also logs refused calls: the first of each breaker, then one
-// in every n (per breaker name, as far as a fixed table of counters tells
-// names apart), so that an open circuit under load writes a line now and
-// then, not one per call. Each line says how many calls the sample stands
-// for. n < 1 is taken as 1. Refusals are logged at slog.LevelDebug.
+// WithRefusals also logs refused calls, one in every n, so that an open
+// circuit under load writes a line now and then, not one per call. The
+// count is kept per breaker name in a fixed table of 256 counters, so
+// memory stays flat however many breakers there are; names that share a
+// counter share its sample. Each line's "sampled" is n. n < 1 is taken as
+// 1. Refusals are logged at slog.LevelDebug.
 func WithRefusals(n int) Option {
 	return func(l *Listener) { l.every = uint64(max(n, 1)) }
 }

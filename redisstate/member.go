@@ -49,10 +49,17 @@ func (m *member) Leave() {
 		s.members[m.channel] = ms
 	}
 	s.mu.Unlock()
-	if len(ms) == 0 && !s.closed.Load() {
-		ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
-		_ = s.pubsub.Unsubscribe(ctx, m.channel) // on failure, a message now and then finds no member
-		cancel()
+	if len(ms) > 0 || s.closed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
+	defer cancel()
+	_ = s.pubsub.Unsubscribe(ctx, m.channel) // on failure, a message now and then finds no member
+	s.mu.Lock()
+	rejoined := len(s.members[m.channel]) > 0 // a Join of the name came in meanwhile
+	s.mu.Unlock()
+	if rejoined {
+		_ = s.pubsub.Subscribe(ctx, m.channel)
 	}
 }
 
