@@ -341,6 +341,13 @@ func (c *core) acquire() (ticket, error) {
 	return c.acquireOther(w)
 }
 
+// halfOpenCheckEvery is how often a call refused without the lock in a
+// half-open period whose trials are taken reads the clock, to end the
+// period at HalfOpenMaxWait: every so many refusals of a striped cell.
+// Reading it on every refusal would make that path, which refuses calls
+// by the million while a trial runs, several times dearer.
+const halfOpenCheckEvery = 16
+
 // tellRefusal delivers the event of a call refused with err at now.
 func (c *core) tellRefusal(err error, now time.Duration) {
 	c.tell(c.hot.Load(), Event{Kind: EventRejected, Err: err, Time: c.at(now)})
@@ -358,14 +365,17 @@ func (c *core) acquireOther(w uint64) (ticket, error) {
 		}
 		return ticket{}, err
 	case uint64(StateHalfOpen) | trialsFull:
-		now := c.elapsed()
-		if int64(now) >= c.halfOpenUntil.Load() {
-			return c.acquireSlow(now) // the period is over: it reopens
+		now := unknownTime
+		if c.counts.add(refusedHalfOpen)%halfOpenCheckEvery == 0 {
+			if now = c.elapsed(); int64(now) >= c.halfOpenUntil.Load() {
+				c.lock() // the period is over: it reopens for the calls to come
+				c.tick(now)
+				c.unlock(now)
+			}
 		}
-		c.counts.add(refusedHalfOpen)
 		err := c.rejection(StateHalfOpen)
 		if c.hot.Load().wants.Has(EventRejected) {
-			c.tellRefusal(err, now)
+			c.tellRefusal(err, c.known(now))
 		}
 		return ticket{}, err
 	}

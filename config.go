@@ -145,9 +145,12 @@ type Config struct {
 	// HalfOpenMaxWait bounds a half-open period: one that has gone this
 	// long without a decision (a trial whose done was never called, a trial
 	// call that hangs) counts as a failed trial, and the circuit opens
-	// again, with back-off; late outcomes of its trials are dropped. It is
-	// checked when the breaker is next used or read: there is no timer.
-	// Default DefaultHalfOpenMaxWait; a negative value turns it off.
+	// again, with back-off; late outcomes of its trials are dropped. The
+	// wait runs from the period's first trial, and is checked when the
+	// breaker is next read (State, Metrics) or takes its lock; calls refused
+	// without the lock, while the trials are taken, look at the clock every
+	// 16th refusal. There is no timer. Default DefaultHalfOpenMaxWait; a
+	// negative value turns it off.
 	HalfOpenMaxWait time.Duration
 
 	// TripRule, if set, decides when the circuit trips, in place of

@@ -77,9 +77,8 @@ func (c *core) setState(s State, now time.Duration, r Reason) {
 	c.state = s
 	c.gen++
 	c.trials, c.trialSuccesses, c.fleetDenied = 0, 0, false
-	if s == StateHalfOpen {
-		c.halfOpenUntil.Store(math.MaxInt64) // until a trial is admitted: see trialTaken
-	}
+	// halfOpenUntil is left as it is: a period's first trial sets it
+	// (trialTaken), and until then nothing acts on it (tick asks for a trial).
 	c.word.Store(c.gen<<stateBits | uint64(s))
 	if from != s {
 		c.since = now

@@ -125,20 +125,21 @@ func (s *striped) each(f func(*cell)) {
 	}
 }
 
-// add adds one to plain count i. Its uncontended path is small enough to
-// inline.
-func (s *striped) add(i int) {
+// add adds one to plain count i and returns the count of the cell it went
+// to, for callers that do something every so many adds. Its uncontended
+// path is small enough to inline.
+func (s *striped) add(i int) uint64 {
 	if s.table.Load() == nil {
 		v := s.base.plain[i].Load()
 		if s.base.plain[i].CompareAndSwap(v, v+1) {
-			return
+			return v + 1
 		}
 	}
-	s.addContended(i)
+	return s.addContended(i)
 }
 
 // addContended is add once the base is contended.
-func (s *striped) addContended(i int) {
+func (s *striped) addContended(i int) uint64 {
 	t := s.table.Load()
 	if t == nil {
 		t = s.grow(nil)
@@ -147,7 +148,7 @@ func (s *striped) addContended(i int) {
 		c := s.pick(t)
 		v := c.plain[i].Load()
 		if c.plain[i].CompareAndSwap(v, v+1) {
-			return
+			return v + 1
 		}
 		t = s.collided(t, c)
 	}
