@@ -399,10 +399,12 @@ func TestListenersCallingEachOthersBreaker(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
-	ma, mb := a.Metrics(), b.Metrics()
-	assert.Positive(t, ma.Lifetime.Opens, "%+v", ma)
-	assert.Positive(t, mb.Lifetime.Opens, "%+v", mb)
+	wg.Wait() // returns: no deadlock
+	for _, br := range []*breaker.Breaker[int]{a, b} {
+		l := br.Metrics().Lifetime
+		assert.Equal(t, uint64(4*200), l.Failures+l.Refused(), "%s: every call failed or was refused", br.Name())
+	}
+	assert.Positive(t, a.Metrics().Lifetime.Opens+b.Metrics().Lifetime.Opens, "and the breakers tripped")
 }
 
 // TestListenerGoexit checks that a listener ending its goroutine (as
