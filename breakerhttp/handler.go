@@ -16,15 +16,25 @@ import (
 type HandlerOption func(*handler)
 
 // WithUnhealthy decides which circuits make GET / answer 503. By default
-// they are those open, forced open or half-open.
+// they are those open, forced open or half-open. A nil unhealthy keeps the
+// default.
 func WithUnhealthy(unhealthy func(breaker.Status) bool) HandlerOption {
-	return func(h *handler) { h.unhealthy = unhealthy }
+	return func(h *handler) {
+		if unhealthy != nil {
+			h.unhealthy = unhealthy
+		}
+	}
 }
 
+// MinRefresh is the shortest interval WithRefresh takes: a shorter one,
+// zero or negative, is raised to it, so that no page polls as fast as the
+// browser can.
+const MinRefresh = 500 * time.Millisecond
+
 // WithRefresh sets how often the dashboard reloads its figures; by default
-// every 2 seconds.
+// every 2 seconds, and never more often than every MinRefresh.
 func WithRefresh(every time.Duration) HandlerOption {
-	return func(h *handler) { h.refresh = every }
+	return func(h *handler) { h.refresh = max(every, MinRefresh) }
 }
 
 // Handler reports the circuits of reg:
@@ -40,7 +50,9 @@ func WithRefresh(every time.Duration) HandlerOption {
 func Handler(reg *breaker.Registry, opts ...HandlerOption) http.Handler {
 	h := &handler{reg: reg, unhealthy: defaultUnhealthy, refresh: 2 * time.Second}
 	for _, o := range opts {
-		o(h)
+		if o != nil {
+			o(h)
+		}
 	}
 	return h
 }

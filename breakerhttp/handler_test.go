@@ -143,3 +143,13 @@ func TestDashboardEscapesNames(t *testing.T) {
 	assert.NotContains(t, rec.Body.String(), "<script>alert(1)")
 	assert.Equal(t, 1, strings.Count(rec.Body.String(), "<script"), "only the page's own script")
 }
+
+func TestHandlerRefreshIsClamped(t *testing.T) {
+	reg, _ := newRegistry(t, breaker.Config{})
+	for _, every := range []time.Duration{0, -time.Second, time.Millisecond} {
+		h := breakerhttp.Handler(reg, breakerhttp.WithRefresh(every))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dashboard", nil))
+		assert.Regexp(t, `const refreshMS = +500 *;`, rec.Body.String(), "WithRefresh(%v) is raised to MinRefresh", every)
+	}
+}

@@ -2,6 +2,7 @@ package breakerhttp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"math"
 	"net"
@@ -22,9 +23,22 @@ type Guard interface {
 type MiddlewareOption func(*middleware)
 
 // WithStatusFailure decides which response status codes are failures. By
-// default they are the 5xx codes.
+// default they are the 5xx codes. A nil isFailure keeps the default; one
+// that panics makes the request a failure, and the panic goes on up.
 func WithStatusFailure(isFailure func(code int) bool) MiddlewareOption {
-	return func(m *middleware) { m.isFailure = isFailure }
+	return func(m *middleware) {
+		if isFailure != nil {
+			m.isFailure = isFailure
+		}
+	}
+}
+
+// WithRefusalDetail adds the breaker's error, which names the breaker, to
+// the body of the 503 that answers a refused request. By default the body
+// is the status text alone, so that callers outside learn nothing of the
+// service's insides.
+func WithRefusalDetail() MiddlewareOption {
+	return func(m *middleware) { m.detail = true }
 }
 
 // Middleware protects a handler chain with b. A request that b refuses is
@@ -32,13 +46,17 @@ func WithStatusFailure(isFailure func(code int) bool) MiddlewareOption {
 // seconds until the next probe, when that is known, and never reaches the
 // handler. For the others the status code the handler writes (200 if none)
 // decides the outcome; a handler that panics is a failure, and its panic
-// goes on up. A failing request whose client has gone away is recorded
-// with the context's error, so that the breaker's default IsIgnored leaves
-// cancelled requests out.
+// goes on up. A request whose client has gone away (its context is done,
+// or the handler panics with http.ErrAbortHandler, as
+// httputil.ReverseProxy does when the client leaves mid-stream) is recorded
+// with context.Canceled, which the breaker's default IsIgnored leaves out:
+// a client that hangs up says nothing of the server.
 func Middleware(b Guard, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	m := &middleware{b: b, isFailure: func(code int) bool { return code >= 500 }}
 	for _, o := range opts {
-		o(m)
+		if o != nil {
+			o(m)
+		}
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,10 +68,8 @@ func Middleware(b Guard, opts ...MiddlewareOption) func(http.Handler) http.Handl
 type middleware struct {
 	b         Guard
 	isFailure func(code int) bool
+	detail    bool
 }
-
-// errPanicked is recorded for a handler that panicked.
-var errPanicked = errors.New("breakerhttp: handler panicked")
 
 func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	done, err := m.b.Allow()
@@ -62,25 +78,29 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		return
 	}
 	rec := &recorder{ResponseWriter: w}
-	returned := false
+	outcome := errPanicked // until the handler and the classifier return
 	defer func() {
-		if !returned {
-			done(errPanicked)
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler || r.Context().Err() != nil {
+				outcome = context.Canceled // the client went away
+			}
+			done(outcome)
+			panic(p)
 		}
+		done(outcome)
 	}()
 	next.ServeHTTP(rec, r)
-	returned = true
 	code := rec.code
 	if code == 0 {
 		code = http.StatusOK
 	}
 	switch {
-	case !m.isFailure(code):
-		done(nil)
 	case r.Context().Err() != nil:
-		done(r.Context().Err())
+		outcome = context.Canceled
+	case m.isFailure(code):
+		outcome = &StatusError{Code: code}
 	default:
-		done(&StatusError{Code: code})
+		outcome = nil
 	}
 }
 
@@ -90,7 +110,11 @@ func (m *middleware) refuse(w http.ResponseWriter, err error) {
 	} else if wait := m.b.Metrics().RetryAfter; wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	}
-	http.Error(w, http.StatusText(http.StatusServiceUnavailable)+": "+err.Error(), http.StatusServiceUnavailable)
+	body := http.StatusText(http.StatusServiceUnavailable)
+	if m.detail {
+		body += ": " + err.Error()
+	}
+	http.Error(w, body, http.StatusServiceUnavailable)
 }
 
 // recorder notes the status code a handler writes. It passes Flush and
@@ -122,8 +146,11 @@ func (r *recorder) Flush() {
 }
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	r.code = http.StatusSwitchingProtocols
-	return http.NewResponseController(r.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.code == 0 {
+		r.code = http.StatusSwitchingProtocols // a failed Hijack (HTTP/2) leaves the status to come
+	}
+	return conn, rw, err
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -2,8 +2,12 @@ package breakerhttp_test
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"testing"
 	"time"
 
@@ -51,7 +55,7 @@ func TestMiddlewareRefusesWithRetryAfter(t *testing.T) {
 	rec := serve(h)
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "10", rec.Header().Get("Retry-After"))
-	assert.Contains(t, rec.Body.String(), `circuit open`)
+	assert.Equal(t, "Service Unavailable\n", rec.Body.String(), "the body does not name the breaker")
 	assert.Equal(t, 2, hits, "a refused request never reaches the handler")
 
 	clk.Add(3500 * time.Millisecond)
@@ -86,10 +90,132 @@ func TestMiddlewareRetryAfterWhenNotOpen(t *testing.T) {
 func TestMiddlewareCountsPanicsAndRepanics(t *testing.T) {
 	b, _ := newBreaker(t, breaker.Config{WindowSize: 1})
 	h := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("handler bug")
+	}))
+	assert.PanicsWithValue(t, "handler bug", func() { serve(h) })
+	assert.Equal(t, breaker.StateOpen, b.State())
+}
+
+func TestMiddlewareRefusalDetail(t *testing.T) {
+	b, _ := newBreaker(t, breaker.Config{})
+	b.ForceOpen()
+	rec := serve(breakerhttp.Middleware(b, breakerhttp.WithRefusalDetail())(http.NotFoundHandler()))
+	assert.Equal(t, "Service Unavailable: breaker \"api\": circuit forced open\n", rec.Body.String())
+}
+
+// TestMiddlewareClientThatLeftIsNoFailure has handlers give up on clients
+// that went away, as httputil.ReverseProxy does by panicking with
+// http.ErrAbortHandler: five of them must not open the breaker.
+func TestMiddlewareClientThatLeftIsNoFailure(t *testing.T) {
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 5, MinimumCalls: 1})
+	h := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}))
-	assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h) })
+	for range 5 {
+		assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h) }, "the panic goes on, for the server")
+	}
+	assert.Equal(t, breaker.StateClosed, b.State())
+	l := b.Metrics().Lifetime
+	assert.Equal(t, uint64(5), l.Ignored)
+	assert.Zero(t, l.Failures)
+
+	// A handler that answers 500 once its client is gone: ignored too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	gone.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+	assert.Equal(t, uint64(6), b.Metrics().Lifetime.Ignored)
+}
+
+// TestMiddlewareClientLeavesAReverseProxy runs a real httputil.ReverseProxy
+// behind the middleware: clients that hang up mid-stream, five of them, do
+// not open the breaker.
+func TestMiddlewareClientLeavesAReverseProxy(t *testing.T) {
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first part"))
+		w.(http.Flusher).Flush()
+		select { // then stalls until the test ends
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer backend.Close()
+	defer close(release)
+	target, err := url.Parse(backend.URL)
+	require.NoError(t, err)
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 5, MinimumCalls: 1})
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	served := make(chan struct{}, 5)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { served <- struct{}{} }()
+		breakerhttp.Middleware(b)(proxy).ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL, nil)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		buf := make([]byte, len("first part"))
+		_, err = io.ReadFull(resp.Body, buf)
+		require.NoError(t, err)
+		cancel() // the client leaves mid-stream
+		resp.Body.Close()
+		<-served
+	}
+	assert.Equal(t, breaker.StateClosed, b.State())
+	assert.Zero(t, b.Metrics().Lifetime.Failures)
+}
+
+// TestMiddlewarePanickingClassifierLeaksNothing panics in the status
+// classifier of a half-open breaker's trial: the trial is recorded as a
+// failure, and the next probe goes ahead after the open wait.
+func TestMiddlewarePanickingClassifierLeaksNothing(t *testing.T) {
+	b, clk := newBreaker(t, breaker.Config{WindowSize: 1, OpenTimeout: time.Second})
+	boom := true
+	h := breakerhttp.Middleware(b, breakerhttp.WithStatusFailure(func(code int) bool {
+		if boom {
+			panic("classifier bug")
+		}
+		return code >= 500
+	}))(http.NotFoundHandler())
+	b.ForceOpen()
+	b.Reset()
+	b.OpenFor(0) // half-open at once
+	require.Equal(t, breaker.StateHalfOpen, b.State())
+	assert.PanicsWithValue(t, "classifier bug", func() { serve(h) })
+	assert.Equal(t, breaker.StateOpen, b.State(), "the trial failed; its place is not held")
+	boom = false
+	clk.Add(time.Second)
+	assert.Equal(t, http.StatusNotFound, serve(h).Code, "the next probe")
+	assert.Equal(t, breaker.StateClosed, b.State())
+}
+
+// TestMiddlewareFailedHijack has a handler try to hijack over a writer
+// that cannot (as HTTP/2's), then answer 500: a failure, not a 101.
+func TestMiddlewareFailedHijack(t *testing.T) {
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 1})
+	h := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _, err := http.NewResponseController(w).Hijack()
+		require.Error(t, err, "a ResponseRecorder cannot be hijacked")
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	serve(h)
 	assert.Equal(t, breaker.StateOpen, b.State())
+}
+
+func TestMiddlewareNilOptions(t *testing.T) {
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 1})
+	h := breakerhttp.Middleware(b, nil, breakerhttp.WithStatusFailure(nil))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	assert.NotPanics(t, func() { serve(h) })
+	assert.Equal(t, breaker.StateOpen, b.State(), "the default: a 5xx is a failure")
 }
 
 func TestMiddlewareStatusFailure(t *testing.T) {
@@ -147,8 +273,11 @@ func TestMiddlewareKeepsFlusher(t *testing.T) {
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body) // to the end: a client that hangs up early is not counted
 	resp.Body.Close()
+	require.NoError(t, err)
 	<-served
+	assert.Equal(t, "part", string(body))
 	assert.True(t, flushed)
 	assert.Equal(t, 1, b.Metrics().Calls)
 }

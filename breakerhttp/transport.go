@@ -1,6 +1,7 @@
 package breakerhttp
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -35,9 +36,14 @@ func WithRegistry(r *breaker.Registry) TransportOption {
 
 // WithKey names the breaker a request goes through. By default it is
 // Host, the request's host with its port if any; Hostname leaves the port
-// out, so that every port of a host shares one breaker.
+// out, so that every port of a host shares one breaker. A nil key keeps the
+// default.
 func WithKey(key func(*http.Request) string) TransportOption {
-	return func(t *transport) { t.key = key }
+	return func(t *transport) {
+		if key != nil {
+			t.key = key
+		}
+	}
 }
 
 // Host returns the request's host, with its port if any: req.URL.Host.
@@ -47,9 +53,15 @@ func Host(req *http.Request) string { return req.URL.Host }
 func Hostname(req *http.Request) string { return req.URL.Hostname() }
 
 // WithFailure decides which round trips are failures. By default they are
-// the ones that return an error and those answered with a 5xx status.
-func WithFailure(isFailure func(*http.Response, error) bool) TransportOption {
-	return func(t *transport) { t.isFailure = isFailure }
+// the ones that return an error and those answered with a 5xx status. resp
+// is nil when err is not. A nil isFailure keeps the default; one that
+// panics makes the round trip a failure, and the panic goes on up.
+func WithFailure(isFailure func(resp *http.Response, err error) bool) TransportOption {
+	return func(t *transport) {
+		if isFailure != nil {
+			t.isFailure = isFailure
+		}
+	}
 }
 
 // Transport returns an http.RoundTripper that sends each request through
@@ -83,13 +95,19 @@ func defaultFailure(resp *http.Response, err error) bool {
 	return err != nil || resp.StatusCode >= http.StatusInternalServerError
 }
 
+// errPanicked is recorded for a round trip or a handler that panicked, or
+// whose classifier did.
+var errPanicked = errors.New("breakerhttp: panicked")
+
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b, err := breaker.Get[*http.Response](t.reg, t.key(req))
 	if err == nil {
 		var done func(error)
 		if done, err = b.Allow(); err == nil {
+			outcome := errPanicked // until RoundTrip and the classifier return
+			defer func() { done(outcome) }()
 			resp, err := t.next.RoundTrip(req)
-			done(t.outcome(resp, err))
+			outcome = t.outcome(resp, err)
 			return resp, err
 		}
 	}

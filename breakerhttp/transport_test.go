@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/benbjohnson/clock"
 	"github.com/stretchr/testify/assert"
@@ -284,4 +285,37 @@ func TestTransportKeyByHostname(t *testing.T) {
 	assert.Equal(t, []string{"api.example"}, seen, "every port of a host shares one breaker")
 	req, _ := http.NewRequest(http.MethodGet, "http://api.example:8080/", nil)
 	assert.Equal(t, "api.example:8080", breakerhttp.Host(req))
+}
+
+// TestTransportPanickingClassifierLeaksNothing has a WithFailure that reads
+// resp.StatusCode, nil on a transport error, during a half-open trial: the
+// trial is a failure and its place is not held.
+func TestTransportPanickingClassifierLeaksNothing(t *testing.T) {
+	clk := clock.NewMock()
+	reg, err := breaker.NewRegistry(breaker.Config{WindowSize: 1, OpenTimeout: time.Second, Clock: clk})
+	require.NoError(t, err)
+	down := true
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if down {
+			return nil, errors.New("connection refused")
+		}
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	})
+	rt := breakerhttp.Transport(next, breakerhttp.WithRegistry(reg), breakerhttp.WithFailure(func(resp *http.Response, err error) bool {
+		return resp.StatusCode >= 500 // the bug: resp is nil when err is not
+	}))
+	req, _ := http.NewRequest(http.MethodGet, "http://api.example/", nil)
+	assert.Panics(t, func() { rt.RoundTrip(req) })
+	b, err := breaker.Get[*http.Response](reg, "api.example")
+	require.NoError(t, err)
+	require.Equal(t, breaker.StateOpen, b.State(), "recorded as a failure")
+	clk.Add(time.Second)
+	assert.Panics(t, func() { rt.RoundTrip(req) }, "the trial goes ahead, and its classifier panics again")
+	assert.Equal(t, breaker.StateOpen, b.State(), "the trial failed: its place is not held")
+	down = false
+	clk.Add(2 * time.Second)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, breaker.StateClosed, b.State())
 }
