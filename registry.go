@@ -120,6 +120,20 @@ func (r *Registry) now() time.Time {
 	return time.Now()
 }
 
+// Clock returns the Clock of the registry's defaults, or the system clock
+// if they have none: the time by which whatever watches the registry (a
+// dashboard's history) should stamp what it sees.
+func (r *Registry) Clock() Clock {
+	if r.defaults.Clock != nil {
+		return r.defaults.Clock
+	}
+	return systemClock{}
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
 // configFor returns the Config and the mode of the breaker named name, and
 // the problems of form of the sections it took them from. It requires
 // r.mu held.
@@ -604,6 +618,15 @@ func (r *Registry) Snapshot() []Status {
 		out[i] = c.status()
 	}
 	return out
+}
+
+// Status returns the Status of the breaker named name, if r holds one.
+func (r *Registry) Status(name string) (Status, bool) {
+	c, ok := r.Circuit(name)
+	if !ok {
+		return Status{}, false
+	}
+	return c.status(), true
 }
 
 // Reset resets the breaker named name and reports whether r holds one.

@@ -546,3 +546,24 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestRegistryClockAndStatus(t *testing.T) {
+	r, clk := newRegistry(t, breaker.Config{WindowSize: 2})
+	assert.Same(t, clk, r.Clock(), "the defaults' clock")
+	plain, err := breaker.NewRegistry(breaker.Config{})
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), plain.Clock().Now(), time.Minute, "the system clock without one")
+
+	_, ok := r.Status("db")
+	assert.False(t, ok)
+	b, err := breaker.Get[int](r, "db")
+	require.NoError(t, err)
+	fail(b)
+	fail(b)
+	s, ok := r.Status("db")
+	require.True(t, ok)
+	assert.Equal(t, "db", s.Name)
+	assert.Equal(t, breaker.StateOpen, s.State)
+	require.Len(t, s.History, 1)
+	assert.Equal(t, breaker.ReasonFailureRate, s.History[0].Reason.Kind)
+}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,25 +81,34 @@ func renders(t *testing.T, dom string) int {
 }
 
 func TestDashboardInBrowser(t *testing.T) {
-	reg, _ := newRegistry(t, breaker.Config{WindowSize: 5, OpenTimeout: 30 * time.Second})
+	reg, clk := newRegistry(t, breaker.Config{WindowSize: 5, OpenTimeout: 30 * time.Second})
+	h := breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour))
 	circuits(t, reg)
-	srv := httptest.NewServer(breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour)))
+	clk.Add(breakerhttp.HistoryStep) // one step of history
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 
 	dom := browse(t, srv.URL+"/dashboard", "--virtual-time-budget=2000", "--dump-dom")
 	assert.Contains(t, dom, `<span id="summary" class="bad">1 of 2 unhealthy: payments</span>`)
+	assert.NotContains(t, dom, `data-action=`, "no buttons without WithActions")
 
 	payments := row(t, dom, "payments")
 	assert.Contains(t, payments, `data-state="open"`)
-	assert.Contains(t, payments, `<span class="state state-open">open</span>`)
+	assert.Regexp(t, `<span class="state state-open" title="since [^"]+">open</span>`, payments)
 	assert.Contains(t, payments, `<span style="width:60%"></span></span>60%</td>`, "the failure rate, with its bar")
-	assert.Contains(t, payments, `<td>in 30.0 s</td>`, "the next probe")
-	assert.Regexp(t, `<span class="state-open" title="closed → open at [^"]+">`, payments, "the history")
+	assert.Contains(t, payments, `<td>in 20.0 s</td>`, "the next probe")
+	assert.Contains(t, payments, `<td class="num">10 s</td>`, "the time spent open")
+	assert.Regexp(t, `<rect [^>]*class="band-open"><title>closed → open at [^:]+:[^:]+:[^:]+: failure rate 0.6 ≥ 0.5 over 5 calls</title></rect>`, payments, "the state timeline, with the reason")
+	assert.Regexp(t, `<svg [^>]*data-plot="failure-rate"><path class="line" d="M[0-9.]+,[0-9.]+"></path>`, payments, "a failure-rate point")
+	assert.Regexp(t, `<svg [^>]*data-plot="calls"><path class="calls" d="M[0-9.]+,26 V2.0 H[0-9.]+ V26 Z"></path><title>calls: at most 5 calls`, payments, "the step's calls, at the top of the plot")
+	assert.Contains(t, payments, `<svg width="110" height="26" data-plot="refusals"><title>`, "no refusals yet")
 
 	inventory := row(t, dom, "inventory")
-	assert.Contains(t, inventory, `<span class="state state-closed">closed</span>`)
+	assert.Regexp(t, `<span class="state state-closed" title="since [^"]+">closed</span>`, inventory)
 	assert.Contains(t, inventory, `<td class="num">4</td>`, "its calls")
 	assert.Contains(t, inventory, `<td>—</td>`, "no probe to wait for")
+	assert.Regexp(t, `<rect [^>]*class="band-closed"><title>closed until `, inventory, "sampled states before any change")
+	assert.Regexp(t, `data-plot="failure-rate"><path class="line" d="M[0-9.]+,25.0"></path>`, inventory, "a failure rate of 0")
 }
 
 func TestDashboardRefreshesItself(t *testing.T) {
@@ -118,57 +129,150 @@ func TestDashboardRefreshesItself(t *testing.T) {
 	assert.NotEmpty(t, fetched, "the page fetched the figures again")
 	assert.GreaterOrEqual(t, renders(t, dom), 2)
 	assert.Contains(t, dom, `<span id="summary" class="ok">2 circuits, all healthy</span>`)
-	assert.Contains(t, row(t, dom, "payments"), `<span class="state state-closed">closed</span>`)
+	assert.Regexp(t, `<span class="state state-closed" title="since [^"]+">closed</span>`, row(t, dom, "payments"))
 }
 
 func TestDashboardScreenshot(t *testing.T) {
-	reg, clk := newRegistry(t, breaker.Config{WindowSize: 10, MinimumCalls: 5, OpenTimeout: 30 * time.Second, SlowCallDuration: time.Second})
-	clk.Set(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC))
-	calls := func(name string, outcomes string) {
-		b, err := breaker.Get[int](reg, name)
-		require.NoError(t, err)
-		for _, o := range outcomes {
-			b.Execute(context.Background(), func(context.Context) (int, error) {
-				switch o {
-				case 'F':
-					return 0, errBoom
-				case 'L':
-					clk.Add(1500 * time.Millisecond)
-				}
-				return 1, nil
-			})
-			clk.Add(time.Second)
-		}
+	reg, clk := newRegistry(t, breaker.Config{WindowSize: 20, MinimumCalls: 10, OpenTimeout: 30 * time.Second, SlowCallDuration: time.Second})
+	clk.Set(time.Date(2026, 11, 23, 9, 15, 0, 0, time.UTC))
+	h := breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour), breakerhttp.WithActions(func(*http.Request) bool { return false }))
+	// outcome says how call i of step n of a circuit goes: S succeeds,
+	// F fails, L succeeds slowly.
+	type circuit struct {
+		name    string
+		calls   int
+		outcome func(n, i int) byte
 	}
-	calls("inventory", "SSSSSSSSSS")
-	calls("recommendations", "SLSSLSSSFS")
-	calls("search", "FFFFF")
-	clk.Add(31 * time.Second)
-	search, _ := breaker.Get[int](reg, "search")
-	search.State() // half-open now
-	calls("payments", "SSFSFFF")
-	clk.Add(30 * time.Second)
-	calls("payments", "F") // a failed probe: open again
-	calls("shipping-rates", "SSS")
-	shipping, _ := breaker.Get[int](reg, "shipping-rates")
-	shipping.ForceOpen()
+	down := func(n int, spells ...[2]int) bool {
+		for _, s := range spells {
+			if n >= s[0] && n < s[1] {
+				return true
+			}
+		}
+		return false
+	}
+	all := []circuit{
+		{"inventory", 30, func(n, i int) byte {
+			if (n+i)%23 == 0 {
+				return 'F'
+			}
+			return 'S'
+		}},
+		{"payments", 20, func(n, i int) byte {
+			if down(n, [2]int{18, 27}, [2]int{80, 99}) || (n+i)%9 == 0 {
+				return 'F'
+			}
+			return 'S'
+		}},
+		{"recommendations", 10, func(n, i int) byte {
+			if i < 2+n%3 {
+				return 'L'
+			}
+			return 'S'
+		}},
+		{"search", 16, func(n, i int) byte {
+			if down(n, [2]int{40, 52}) {
+				return 'F'
+			}
+			return 'S'
+		}},
+		{"shipping-rates", 8, func(int, int) byte { return 'S' }},
+	}
+	start := clk.Now()
+	steps := int(breakerhttp.HistoryLength / breakerhttp.HistoryStep)
+	for n := range steps {
+		if n == 72 {
+			shipping, _ := breaker.Get[int](reg, "shipping-rates")
+			shipping.ForceOpen() // an operator steps in
+		}
+		for _, c := range all {
+			b, err := breaker.Get[int](reg, c.name)
+			require.NoError(t, err)
+			wave := n % 12 // traffic that rises and falls
+			if wave > 6 {
+				wave = 12 - wave
+			}
+			for i := range c.calls + c.calls*wave/10 {
+				b.Execute(context.Background(), func(context.Context) (int, error) {
+					switch c.outcome(n, i) {
+					case 'F':
+						return 0, errBoom
+					case 'L':
+						clk.Add(1100 * time.Millisecond)
+					}
+					return 1, nil
+				})
+			}
+		}
+		clk.Add(start.Add(time.Duration(n+1) * breakerhttp.HistoryStep).Sub(clk.Now()))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/history", nil)) // the step's sample
+		require.Equal(t, http.StatusOK, rec.Code)
+	}
+	clk.Add(4 * time.Second)
+	payments, _ := breaker.Get[int](reg, "payments")
+	require.Equal(t, breaker.StateOpen, payments.State(), "the scene shows an open circuit")
 
-	srv := httptest.NewServer(breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour)))
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "dashboard.png")
-	browse(t, srv.URL+"/dashboard", "--virtual-time-budget=1000", "--window-size=1280,400", "--screenshot="+out)
+	browse(t, srv.URL+"/dashboard", "--virtual-time-budget=1000", "--window-size=1500,470", "--screenshot="+out)
 
 	f, err := os.Open(out)
 	require.NoError(t, err)
 	defer f.Close()
 	img, err := png.Decode(f)
 	require.NoError(t, err, "a PNG")
-	assert.Equal(t, 1280, img.Bounds().Dx())
-	assert.Equal(t, 400, img.Bounds().Dy())
+	assert.Equal(t, 1500, img.Bounds().Dx())
+	assert.Equal(t, 470, img.Bounds().Dy())
 
 	if *updateScreenshot {
 		data, err := os.ReadFile(out)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join("..", "docs", "dashboard.png"), data, 0o644))
+	}
+}
+
+func TestDashboardButtonActs(t *testing.T) {
+	reg, _ := newRegistry(t, breaker.Config{WindowSize: 5})
+	circuits(t, reg)
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
+	h := breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour), breakerhttp.WithActions(func(r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, r.Method+" "+r.URL.String()+" "+r.Header.Get("Sec-Fetch-Site"))
+		return true
+	}))
+	// The page as served, and a script after it that clicks the button
+	// as an operator would.
+	click := `<script>addEventListener("load", () => document.querySelector('tr[data-circuit="inventory"] button[data-action="force-open"]').click());</script>`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/dashboard" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Write([]byte(strings.Replace(rec.Body.String(), "</body>", click+"</body>", 1)))
+	}))
+	defer srv.Close()
+
+	dom := browse(t, srv.URL+"/dashboard", "--virtual-time-budget=3000", "--dump-dom")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"POST /actions/force-open?circuit=inventory same-origin"}, asked, "one click, one authorised request from the page itself")
+	inv, _ := reg.Circuit("inventory")
+	assert.Equal(t, breaker.StateForcedOpen, inv.State())
+	assert.Contains(t, dom, `<span id="notice" class="">inventory: force-open done, now forced-open</span>`)
+	inventory := row(t, dom, "inventory")
+	assert.Contains(t, inventory, `data-state="forced-open"`, "the page refreshed after the action")
+	for _, action := range []string{"force-open", "open-for", "disable", "reset"} {
+		assert.Contains(t, inventory, `<button type="button" data-action="`+action+`">`)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/seed18491788/breaker"
@@ -40,27 +42,41 @@ func WithRefresh(every time.Duration) HandlerOption {
 // Handler reports the circuits of reg:
 //
 //   - GET / answers JSON with every circuit's state, rates, counts, time in
-//     its state, time until its next probe and latest state changes; the
-//     status is 200 when every circuit is healthy and 503 otherwise, with
-//     the unhealthy ones listed. Point a load balancer's health check here.
-//   - GET /dashboard answers a self-contained HTML page that shows the same,
-//     with colours and a state history, and refreshes itself.
+//     its state and in all spent open, time until its next probe and latest
+//     state changes (a Report); the status is 200 when every circuit is
+//     healthy and 503 otherwise, with the unhealthy ones listed. Point a
+//     load balancer's health check here.
+//   - GET /history answers JSON with what each circuit did over the last
+//     HistoryLength, one point per HistoryStep (a History).
+//   - GET /dashboard answers a self-contained HTML page that shows both,
+//     with plots of failure rate, calls and refusals, a timeline of states
+//     and, WithActions, buttons; it refreshes itself from the two above.
+//   - POST /actions/..., WithActions only: see there.
 //
-// Mount it under a prefix with http.StripPrefix.
+// The history is sampled on one timer for the whole registry, by the
+// registry's Clock, and before each answer that shows it; make one Handler
+// per registry. Mount it under a prefix with http.StripPrefix.
 func Handler(reg *breaker.Registry, opts ...HandlerOption) http.Handler {
-	h := &handler{reg: reg, unhealthy: defaultUnhealthy, refresh: 2 * time.Second}
+	h := &handler{reg: reg, unhealthy: defaultUnhealthy, refresh: 2 * time.Second, historyCircuits: DefaultHistoryCircuits}
 	for _, o := range opts {
 		if o != nil {
 			o(h)
 		}
 	}
+	if h.historyCircuits > 0 {
+		h.history = newHistory(reg, h.historyCircuits)
+		runtime.AddCleanup(h, (*history).stop, h.history)
+	}
 	return h
 }
 
 type handler struct {
-	reg       *breaker.Registry
-	unhealthy func(breaker.Status) bool
-	refresh   time.Duration
+	reg             *breaker.Registry
+	unhealthy       func(breaker.Status) bool
+	refresh         time.Duration
+	historyCircuits int
+	history         *history // nil without history
+	authorize       func(*http.Request) bool
 }
 
 func defaultUnhealthy(s breaker.Status) bool {
@@ -91,6 +107,7 @@ type Circuit struct {
 	ConsecutiveFailures int           `json:"consecutive_failures"`
 	Rejected            uint64        `json:"rejected"`
 	Opens               uint64        `json:"opens"`
+	OpenSeconds         float64       `json:"open_seconds"` // in all, the current period included
 	RetryAfterSeconds   float64       `json:"retry_after_seconds"`
 	History             []Transition  `json:"history"`
 }
@@ -103,22 +120,29 @@ type Transition struct {
 	Reason string        `json:"reason"` // why, as breaker.Reason prints it
 }
 
+func millis(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+func circuitOf(s breaker.Status) Circuit {
+	c := Circuit{
+		Name: s.Name, State: s.State, Since: s.Since,
+		Calls: s.Calls, Failures: s.Failures, SlowCalls: s.SlowCalls,
+		FailureRate: s.FailureRate, SlowCallRate: s.SlowCallRate,
+		ConsecutiveFailures: s.ConsecutiveFailures,
+		Rejected:            s.Lifetime.Refused(), Opens: s.Lifetime.Opens,
+		OpenSeconds:       millis(s.Lifetime.OpenTime),
+		RetryAfterSeconds: millis(s.RetryAfter),
+		History:           make([]Transition, len(s.History)),
+	}
+	for i, t := range s.History {
+		c.History[i] = Transition{From: t.From, To: t.To, Time: t.Time, Reason: t.Reason.String()}
+	}
+	return c
+}
+
 func (h *handler) report() Report {
 	rep := Report{Healthy: true, Unhealthy: []string{}, Circuits: []Circuit{}}
 	for _, s := range h.reg.Snapshot() {
-		c := Circuit{
-			Name: s.Name, State: s.State, Since: s.Since,
-			Calls: s.Calls, Failures: s.Failures, SlowCalls: s.SlowCalls,
-			FailureRate: s.FailureRate, SlowCallRate: s.SlowCallRate,
-			ConsecutiveFailures: s.ConsecutiveFailures,
-			Rejected:            s.Lifetime.Refused(), Opens: s.Lifetime.Opens,
-			RetryAfterSeconds: math.Round(s.RetryAfter.Seconds()*1000) / 1000,
-			History:           make([]Transition, len(s.History)),
-		}
-		for i, t := range s.History {
-			c.History[i] = Transition{From: t.From, To: t.To, Time: t.Time, Reason: t.Reason.String()}
-		}
-		rep.Circuits = append(rep.Circuits, c)
+		rep.Circuits = append(rep.Circuits, circuitOf(s))
 		if h.unhealthy(s) {
 			rep.Healthy = false
 			rep.Unhealthy = append(rep.Unhealthy, s.Name)
@@ -127,12 +151,25 @@ func (h *handler) report() Report {
 	return rep
 }
 
+// historyReport samples and returns the history; empty without one.
+func (h *handler) historyReport() History {
+	if h.history == nil {
+		return History{Now: h.reg.Clock().Now(), StepSeconds: HistoryStep.Seconds(), Circuits: []CircuitHistory{}}
+	}
+	h.history.sample()
+	return h.history.report()
+}
+
 //go:embed dashboard.html
 var dashboardHTML string
 
 var dashboard = template.Must(template.New("dashboard").Parse(dashboardHTML))
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if action, ok := strings.CutPrefix(r.URL.Path, "/actions/"); ok {
+		h.serveAction(w, r, action)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
@@ -141,36 +178,64 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "", "/":
 		rep := h.report()
-		body, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
+		status := http.StatusOK
 		if !rep.Healthy {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			status = http.StatusServiceUnavailable
 		}
-		w.Write(append(body, '\n'))
+		writeJSON(w, status, rep)
+	case "/history":
+		writeJSON(w, http.StatusOK, h.historyReport())
 	case "/dashboard":
-		initial, err := json.Marshal(h.report())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		var page bytes.Buffer
-		err = dashboard.Execute(&page, map[string]any{
-			"Initial":   template.JS(initial), // JSON is a valid JavaScript literal
-			"RefreshMS": h.refresh.Milliseconds(),
-		})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(page.Bytes())
+		h.serveDashboard(w)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// dashboardPolicy lets the page run its own inline script and style and
+// fetch from its own origin, nothing else; no other site may frame it,
+// which keeps its buttons from being clicked through a disguise.
+const dashboardPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " +
+	"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+func (h *handler) serveDashboard(w http.ResponseWriter) {
+	initial, err := json.Marshal(h.report())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	hist, err := json.Marshal(h.historyReport())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var page bytes.Buffer
+	err = dashboard.Execute(&page, map[string]any{
+		"Initial":   template.JS(initial), // JSON is a valid JavaScript literal
+		"History":   template.JS(hist),
+		"RefreshMS": h.refresh.Milliseconds(),
+		"Actions":   h.authorize != nil,
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", dashboardPolicy)
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(page.Bytes())
 }

@@ -71,7 +71,7 @@ func TestHandlerReport(t *testing.T) {
 	}, normalize(rep.Circuits[0]))
 	assert.Equal(t, breakerhttp.Circuit{
 		Name: "payments", State: breaker.StateOpen, Since: start, Calls: 5, Failures: 3,
-		FailureRate: 0.6, ConsecutiveFailures: 1, Opens: 1, RetryAfterSeconds: 20,
+		FailureRate: 0.6, ConsecutiveFailures: 1, Opens: 1, OpenSeconds: 10, RetryAfterSeconds: 20,
 		History: []breakerhttp.Transition{{From: breaker.StateClosed, To: breaker.StateOpen, Time: start, Reason: "failure rate 0.6 ≥ 0.5 over 5 calls"}},
 	}, normalize(rep.Circuits[1]))
 	assert.Contains(t, rec.Body.String(), `"state": "open"`, "states are named in JSON")
