@@ -84,7 +84,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	reg, clk := newRegistry(t, breaker.Config{WindowSize: 5, OpenTimeout: 30 * time.Second})
 	h := breakerhttp.Handler(reg, breakerhttp.WithRefresh(time.Hour))
 	circuits(t, reg)
-	clk.Add(breakerhttp.HistoryStep) // one step of history
+	clk.Add(breakerhttp.DefaultHistoryStep) // one step of history
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -179,7 +179,7 @@ func TestDashboardScreenshot(t *testing.T) {
 		{"shipping-rates", 8, func(int, int) byte { return 'S' }},
 	}
 	start := clk.Now()
-	steps := int(breakerhttp.HistoryLength / breakerhttp.HistoryStep)
+	steps := breakerhttp.HistoryPoints
 	for n := range steps {
 		if n == 72 {
 			shipping, _ := breaker.Get[int](reg, "shipping-rates")
@@ -204,7 +204,7 @@ func TestDashboardScreenshot(t *testing.T) {
 				})
 			}
 		}
-		clk.Add(start.Add(time.Duration(n+1) * breakerhttp.HistoryStep).Sub(clk.Now()))
+		clk.Add(start.Add(time.Duration(n+1) * breakerhttp.DefaultHistoryStep).Sub(clk.Now()))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/history", nil)) // the step's sample
 		require.Equal(t, http.StatusOK, rec.Code)

@@ -47,7 +47,7 @@ func WithRefresh(every time.Duration) HandlerOption {
 //     healthy and 503 otherwise, with the unhealthy ones listed. Point a
 //     load balancer's health check here.
 //   - GET /history answers JSON with what each circuit did over the last
-//     HistoryLength, one point per HistoryStep (a History).
+//     HistoryPoints steps, 15 minutes by default (a History).
 //   - GET /dashboard answers a self-contained HTML page that shows both,
 //     with plots of failure rate, calls and refusals, a timeline of states
 //     and, WithActions, buttons; it refreshes itself from the two above.
@@ -57,14 +57,15 @@ func WithRefresh(every time.Duration) HandlerOption {
 // registry's Clock, and before each answer that shows it; make one Handler
 // per registry. Mount it under a prefix with http.StripPrefix.
 func Handler(reg *breaker.Registry, opts ...HandlerOption) http.Handler {
-	h := &handler{reg: reg, unhealthy: defaultUnhealthy, refresh: 2 * time.Second, historyCircuits: DefaultHistoryCircuits}
+	h := &handler{reg: reg, unhealthy: defaultUnhealthy, refresh: 2 * time.Second,
+		historyCircuits: DefaultHistoryCircuits, historyStep: DefaultHistoryStep}
 	for _, o := range opts {
 		if o != nil {
 			o(h)
 		}
 	}
 	if h.historyCircuits > 0 {
-		h.history = newHistory(reg, h.historyCircuits)
+		h.history = newHistory(reg, h.historyCircuits, h.historyStep)
 		runtime.AddCleanup(h, (*history).stop, h.history)
 	}
 	return h
@@ -75,6 +76,7 @@ type handler struct {
 	unhealthy       func(breaker.Status) bool
 	refresh         time.Duration
 	historyCircuits int
+	historyStep     time.Duration
 	history         *history // nil without history
 	authorize       func(*http.Request) bool
 }
@@ -154,7 +156,7 @@ func (h *handler) report() Report {
 // historyReport samples and returns the history; empty without one.
 func (h *handler) historyReport() History {
 	if h.history == nil {
-		return History{Now: h.reg.Clock().Now(), StepSeconds: HistoryStep.Seconds(), Circuits: []CircuitHistory{}}
+		return History{Now: h.reg.Clock().Now(), StepSeconds: h.historyStep.Seconds(), LengthSeconds: (HistoryPoints * h.historyStep).Seconds(), Circuits: []CircuitHistory{}}
 	}
 	h.history.sample()
 	return h.history.report()

@@ -10,33 +10,43 @@ import (
 	"github.com/seed18491788/breaker"
 )
 
-// The history a Handler keeps: for each circuit, one point every
-// HistoryStep over the last HistoryLength.
+// The history a Handler keeps: for each circuit, HistoryPoints points, one
+// per step of DefaultHistoryStep unless WithHistoryStep says otherwise:
+// the last 15 minutes.
 const (
-	HistoryStep   = 10 * time.Second
-	HistoryLength = 15 * time.Minute
+	HistoryPoints      = 90
+	DefaultHistoryStep = 10 * time.Second
+	// MinHistoryStep and MaxHistoryStep bound WithHistoryStep.
+	MinHistoryStep = 100 * time.Millisecond
+	MaxHistoryStep = time.Hour
 
 	// DefaultHistoryCircuits is how many circuits a Handler keeps history
 	// for unless WithHistoryCircuits says otherwise.
 	DefaultHistoryCircuits = 1000
 )
 
-const historyPoints = int(HistoryLength / HistoryStep)
-
 // WithHistoryCircuits sets how many circuits the Handler keeps history for,
 // DefaultHistoryCircuits by default; the dashboard shows the others without
-// plots. Each costs about 2 KB. n <= 0 keeps no history and samples
+// plots. Each costs about 4 KB. n <= 0 keeps no history and samples
 // nothing.
 func WithHistoryCircuits(n int) HandlerOption {
 	return func(h *handler) { h.historyCircuits = max(n, 0) }
 }
 
+// WithHistoryStep sets the time each point of the history covers, and so
+// the time it spans: HistoryPoints steps. A step out of [MinHistoryStep,
+// MaxHistoryStep] is raised or lowered to the nearest bound.
+func WithHistoryStep(d time.Duration) HandlerOption {
+	return func(h *handler) { h.historyStep = min(max(d, MinHistoryStep), MaxHistoryStep) }
+}
+
 // History is the JSON body of GET /history: what each circuit did over
-// the last HistoryLength, one point per HistoryStep, oldest first.
+// the last HistoryPoints steps, one point per step, oldest first.
 type History struct {
-	Now         time.Time        `json:"now"` // by the registry's clock
-	StepSeconds float64          `json:"step_seconds"`
-	Circuits    []CircuitHistory `json:"circuits"`
+	Now           time.Time        `json:"now"` // by the registry's clock
+	StepSeconds   float64          `json:"step_seconds"`
+	LengthSeconds float64          `json:"length_seconds"` // HistoryPoints steps
+	Circuits      []CircuitHistory `json:"circuits"`
 }
 
 // CircuitHistory is one circuit in a History. Point i covers the step that
@@ -63,10 +73,11 @@ type history struct {
 	reg   *breaker.Registry
 	clock breaker.Clock
 	limit int
+	step  time.Duration
 
 	mu      sync.Mutex
 	started bool
-	step    int64 // the step the latest sample fell in
+	at      int64 // the step the latest sample fell in
 	whole   bool  // the latest sample had room for every circuit
 	series  map[string]*series
 	timer   *time.Timer
@@ -74,13 +85,13 @@ type history struct {
 }
 
 // series is one circuit's points: the one for step k, for
-// end-n <= k < end, is points[k%historyPoints].
+// end-n <= k < end, is points[slot(k)].
 type series struct {
 	c      breaker.Circuit
 	seen   breaker.Lifetime // at the latest sample
 	end    int64
 	n      int
-	points [historyPoints]point
+	points [HistoryPoints]point
 }
 
 type point struct {
@@ -89,8 +100,8 @@ type point struct {
 	state                     breaker.State
 }
 
-func newHistory(reg *breaker.Registry, limit int) *history {
-	h := &history{reg: reg, clock: reg.Clock(), limit: limit, series: map[string]*series{}}
+func newHistory(reg *breaker.Registry, limit int, step time.Duration) *history {
+	h := &history{reg: reg, clock: reg.Clock(), limit: limit, step: step, series: map[string]*series{}}
 	h.sample()
 	h.mu.Lock()
 	h.timer = time.AfterFunc(h.wait(), h.tick)
@@ -100,11 +111,8 @@ func newHistory(reg *breaker.Registry, limit int) *history {
 
 // wait returns the time until just after the next step begins.
 func (h *history) wait() time.Duration {
-	into := time.Duration(h.clock.Now().UnixNano() % int64(HistoryStep))
-	if into < 0 {
-		into += HistoryStep
-	}
-	return HistoryStep - into + 10*time.Millisecond
+	into := time.Duration(mod(h.clock.Now().UnixNano(), int64(h.step)))
+	return h.step - into + min(h.step/100, 10*time.Millisecond)
 }
 
 func (h *history) tick() {
@@ -125,26 +133,42 @@ func (h *history) stop() {
 }
 
 // stepOf returns the step t falls in, counted from the Unix epoch.
-func stepOf(t time.Time) int64 {
-	n, d := t.UnixNano(), int64(HistoryStep)
-	if n < 0 && n%d != 0 {
-		return n/d - 1
-	}
-	return n / d
+func (h *history) stepOf(t time.Time) int64 {
+	n, d := t.UnixNano(), int64(h.step)
+	return (n - mod(n, d)) / d
+}
+
+// mod returns n modulo d, in [0, d) whatever the sign of n.
+func mod(n, d int64) int64 { return (n%d + d) % d }
+
+// slot returns where the point of step k goes in series.points.
+func slot(k int64) int64 { return mod(k, HistoryPoints) }
+
+// due returns the step now falls in, and whether it is later than the
+// latest sample's. It requires mu held.
+func (h *history) due() (int64, bool) {
+	k := h.stepOf(h.clock.Now())
+	return k, !h.started || k > h.at
 }
 
 // sample closes the steps that ended since the latest sample: what each
 // circuit did since then goes to the last of them.
 func (h *history) sample() {
+	h.mu.Lock()
+	_, due := h.due()
+	h.mu.Unlock()
+	if !due {
+		return // the cheap way out, for the timer's and the pages' calls
+	}
 	circuits := h.reg.Circuits() // outside mu: it may evict
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	k := stepOf(h.clock.Now())
-	if h.started && k <= h.step {
+	k, due := h.due()
+	if !due {
 		return
 	}
 	first := !h.started
-	h.started, h.step = true, k
+	h.started, h.at = true, k
 
 	live := make(map[string]bool, len(circuits))
 	for _, c := range circuits {
@@ -204,13 +228,13 @@ func (s *series) record(k int64, state breaker.State, p point) {
 	if k <= s.end {
 		return
 	}
-	from := max(s.end, k-int64(historyPoints))
+	from := max(s.end, k-HistoryPoints)
 	for step := from; step < k-1; step++ {
-		s.points[step%int64(historyPoints)] = point{state: state}
+		s.points[slot(step)] = point{state: state}
 	}
 	p.state = state
-	s.points[(k-1)%int64(historyPoints)] = p
-	s.n = int(min(int64(s.n)+k-s.end, int64(historyPoints)))
+	s.points[slot(k-1)] = p
+	s.n = int(min(int64(s.n)+k-s.end, HistoryPoints))
 	s.end = k
 }
 
@@ -218,12 +242,12 @@ func (s *series) record(k int64, state breaker.State, p point) {
 func (h *history) report() History {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := History{Now: h.clock.Now(), StepSeconds: HistoryStep.Seconds(), Circuits: []CircuitHistory{}}
+	out := History{Now: h.clock.Now(), StepSeconds: h.step.Seconds(), LengthSeconds: (HistoryPoints * h.step).Seconds(), Circuits: []CircuitHistory{}}
 	for _, name := range slices.Sorted(maps.Keys(h.series)) {
 		s := h.series[name]
 		ch := CircuitHistory{
 			Name:        name,
-			Start:       time.Unix(0, (s.end-int64(s.n))*int64(HistoryStep)).In(out.Now.Location()),
+			Start:       time.Unix(0, (s.end-int64(s.n))*int64(h.step)).In(out.Now.Location()),
 			Calls:       make([]uint64, s.n),
 			Failures:    make([]uint64, s.n),
 			Refusals:    make([]uint64, s.n),
@@ -231,7 +255,7 @@ func (h *history) report() History {
 			States:      make([]breaker.State, s.n),
 		}
 		for i := range s.n {
-			p := s.points[(s.end-int64(s.n)+int64(i))%int64(historyPoints)]
+			p := s.points[slot(s.end-int64(s.n)+int64(i))]
 			ch.Calls[i], ch.Failures[i], ch.Refusals[i] = p.calls, p.failures, p.refusals
 			ch.OpenSeconds[i] = math.Round(p.open.Seconds()*1000) / 1000
 			ch.States[i] = p.state

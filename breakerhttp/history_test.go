@@ -44,7 +44,7 @@ func step(t *testing.T, reg *breaker.Registry, clk *clock.Mock, h http.Handler, 
 			return 1, nil
 		})
 	}
-	clk.Add(breakerhttp.HistoryStep)
+	clk.Add(breakerhttp.DefaultHistoryStep)
 	getHistory(t, h) // samples now, whatever the timer does
 }
 
@@ -71,8 +71,9 @@ func TestHistoryCountsEachStep(t *testing.T) {
 	step(t, reg, clk, h, "db", "S")     // step 4: a probe closes it
 
 	hist := getHistory(t, h)
-	assert.Equal(t, start.Add(5*breakerhttp.HistoryStep).UTC(), hist.Now.UTC())
+	assert.Equal(t, start.Add(5*breakerhttp.DefaultHistoryStep).UTC(), hist.Now.UTC())
 	assert.Equal(t, 10.0, hist.StepSeconds)
+	assert.Equal(t, 900.0, hist.LengthSeconds, "15 minutes")
 	require.Len(t, hist.Circuits, 1)
 	db := circuitHistory(t, hist, "db")
 	assert.Equal(t, start.UTC(), db.Start.UTC(), "new since the first sample: counted from its first step")
@@ -86,7 +87,7 @@ func TestHistoryCountsEachStep(t *testing.T) {
 func TestHistoryKeepsFifteenMinutes(t *testing.T) {
 	reg, clk := newRegistry(t, breaker.Config{})
 	h := breakerhttp.Handler(reg)
-	steps := int(breakerhttp.HistoryLength/breakerhttp.HistoryStep) + 10
+	steps := breakerhttp.HistoryPoints + 10
 	for i := range steps {
 		outcomes := "S"
 		if i == steps-1 {
@@ -96,7 +97,7 @@ func TestHistoryKeepsFifteenMinutes(t *testing.T) {
 	}
 	api := circuitHistory(t, getHistory(t, h), "api")
 	require.Len(t, api.Calls, 90, "15 minutes of 10 s steps")
-	assert.Equal(t, clk.Now().Add(-breakerhttp.HistoryLength).UTC(), api.Start.UTC())
+	assert.Equal(t, clk.Now().Add(-(breakerhttp.HistoryPoints * breakerhttp.DefaultHistoryStep)).UTC(), api.Start.UTC())
 	assert.Equal(t, uint64(1), api.Calls[0])
 	assert.Equal(t, uint64(2), api.Calls[89], "the latest step last")
 }
@@ -107,7 +108,7 @@ func TestHistoryCatchesUpMissedSteps(t *testing.T) {
 	step(t, reg, clk, h, "api", "S")
 	b, _ := breaker.Get[int](reg, "api")
 	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
-	clk.Add(3*breakerhttp.HistoryStep + time.Second) // no sample for three steps
+	clk.Add(3*breakerhttp.DefaultHistoryStep + time.Second) // no sample for three steps
 
 	api := circuitHistory(t, getHistory(t, h), "api")
 	assert.Equal(t, []uint64{1, 0, 0, 1}, api.Calls, "what came since the latest sample goes to the last step it closes")
@@ -181,4 +182,38 @@ func TestDashboardSecurityHeaders(t *testing.T) {
 	assert.Contains(t, csp, "frame-ancestors 'none'", "no other site frames the buttons")
 	assert.Contains(t, csp, "connect-src 'self'")
 	assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
+}
+
+func TestHistoryStep(t *testing.T) {
+	for _, tc := range []struct {
+		asked, got time.Duration
+	}{
+		{time.Second, time.Second},
+		{0, breakerhttp.MinHistoryStep},
+		{-time.Minute, breakerhttp.MinHistoryStep},
+		{time.Millisecond, breakerhttp.MinHistoryStep},
+		{48 * time.Hour, breakerhttp.MaxHistoryStep},
+	} {
+		reg, clk := newRegistry(t, breaker.Config{})
+		h := breakerhttp.Handler(reg, breakerhttp.WithHistoryStep(tc.asked))
+		b, _ := breaker.Get[int](reg, "api")
+		b.Execute(context.Background(), func(context.Context) (int, error) { return 1, nil })
+		clk.Add(tc.got)
+		hist := getHistory(t, h)
+		assert.Equal(t, tc.got.Seconds(), hist.StepSeconds, "WithHistoryStep(%v)", tc.asked)
+		assert.Equal(t, (breakerhttp.HistoryPoints * tc.got).Seconds(), hist.LengthSeconds)
+		assert.Equal(t, []uint64{1}, circuitHistory(t, hist, "api").Calls, "one step closed after %v", tc.got)
+	}
+}
+
+func TestHistoryBeforeTheEpoch(t *testing.T) {
+	reg, clk := newRegistry(t, breaker.Config{})
+	clk.Set(time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC)) // a clock may say anything
+	h := breakerhttp.Handler(reg)
+	for range 8 {
+		step(t, reg, clk, h, "api", "S") // across the epoch
+	}
+	api := circuitHistory(t, getHistory(t, h), "api")
+	assert.Equal(t, []uint64{1, 1, 1, 1, 1, 1, 1, 1}, api.Calls)
+	assert.Equal(t, time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC), api.Start.UTC())
 }

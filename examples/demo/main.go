@@ -1,9 +1,10 @@
 // Command demo shows breakers guarding two downstreams, one of them flaky:
 // it goes down twice, its breaker trips and stops sending it traffic,
 // probes it now and then, and closes once it has recovered. Meanwhile a
-// live dashboard of the circuits is served on a loopback port.
+// live dashboard of the circuits is served on a loopback port, with the
+// history of the whole run and, with -actions, the operator's buttons.
 //
-//	go run ./examples/demo [-addr 127.0.0.1:0] [-linger 0s]
+//	go run ./examples/demo [-addr 127.0.0.1:0] [-linger 0s] [-actions]
 package main
 
 import (
@@ -32,6 +33,7 @@ var outages = [][2]time.Duration{{1 * time.Second, 2500 * time.Millisecond}, {6 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "where to serve the dashboard")
 	linger := flag.Duration("linger", 0, "how long to keep serving the dashboard after the run")
+	actions := flag.Bool("actions", false, "show the operator's buttons on the dashboard (loopback -addr only)")
 	flag.Parse()
 
 	reg, err := newRegistry(os.Stdout, systemClock{})
@@ -42,7 +44,10 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	go http.Serve(ln, breakerhttp.Handler(reg, breakerhttp.WithRefresh(500*time.Millisecond)))
+	if *actions && !loopback(ln.Addr().String()) {
+		fail(fmt.Errorf("-actions serves buttons that move the circuits: listen on a loopback -addr, not %s", ln.Addr()))
+	}
+	go http.Serve(ln, dashboard(reg, requests*interval+*linger, *actions))
 	fmt.Printf("Dashboard: http://%s/dashboard   Health (JSON): http://%s/\n", ln.Addr(), ln.Addr())
 
 	run(os.Stdout, reg, systemClock{}, time.Sleep)
@@ -50,6 +55,25 @@ func main() {
 		fmt.Printf("Serving the dashboard for %v more.\n", *linger)
 		time.Sleep(*linger)
 	}
+}
+
+// dashboard returns the handler of the dashboard for a demo that lasts
+// span: its history spans the whole of it, and with actions its buttons
+// take requests from this machine only.
+func dashboard(reg *breaker.Registry, span time.Duration, actions bool) http.Handler {
+	step := (span/breakerhttp.HistoryPoints + 99*time.Millisecond).Truncate(100 * time.Millisecond)
+	opts := []breakerhttp.HandlerOption{breakerhttp.WithRefresh(500 * time.Millisecond), breakerhttp.WithHistoryStep(step)}
+	if actions {
+		opts = append(opts, breakerhttp.WithActions(func(r *http.Request) bool { return loopback(r.RemoteAddr) }))
+	}
+	return breakerhttp.Handler(reg, opts...)
+}
+
+// loopback reports whether addr, a host and port, is on this machine.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 func fail(err error) {

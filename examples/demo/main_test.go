@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -10,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed18491788/breaker"
+	"github.com/seed18491788/breaker/breakerhttp"
 )
 
 func TestDemo(t *testing.T) {
@@ -17,7 +22,11 @@ func TestDemo(t *testing.T) {
 	var out bytes.Buffer
 	reg, err := newRegistry(&out, clk)
 	require.NoError(t, err)
-	run(&out, reg, clk, func(d time.Duration) { clk.Add(d) })
+	h := dashboard(reg, requests*interval, false)
+	run(&out, reg, clk, func(d time.Duration) {
+		clk.Add(d)
+		get(t, h, "/history") // the page's polls sample the history, as its timer does
+	})
 	assert.Equal(t, `One request every 40ms to each of inventory (healthy) and payments (down 1s-2.5s and 6s-7.2s).
  1.00s  payments downstream goes down
  1.16s  payments: closed    -> open  (5 of the last 10 calls failed; next probe in 300ms)
@@ -46,4 +55,61 @@ payments: 250 requests, 136 succeeded, 14 failed, 100 refused by the breaker wit
 	assert.Equal(t, breaker.StateClosed, snap[0].State)
 	assert.Empty(t, snap[0].History, "the healthy downstream never tripped its breaker")
 	assert.Len(t, snap[1].History, 14, "payments' state changes, kept for the dashboard")
+}
+
+func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	return rec
+}
+
+func TestDemoHistorySpansTheRun(t *testing.T) {
+	clk := clock.NewMock()
+	reg, err := newRegistry(io.Discard, clk)
+	require.NoError(t, err)
+	h := dashboard(reg, requests*interval, false)
+	run(io.Discard, reg, clk, func(d time.Duration) {
+		clk.Add(d)
+		get(t, h, "/history")
+	})
+	var hist breakerhttp.History
+	require.NoError(t, json.Unmarshal(get(t, h, "/history").Body.Bytes(), &hist))
+	assert.Equal(t, 0.2, hist.StepSeconds, "10 s of demo in 90 steps, rounded up to 100 ms")
+	require.Len(t, hist.Circuits, 2)
+	payments := hist.Circuits[1]
+	require.Equal(t, "payments", payments.Name)
+	assert.Len(t, payments.Calls, 50, "the whole run")
+	var refusals uint64
+	for _, r := range payments.Refusals {
+		refusals += r
+	}
+	assert.Equal(t, uint64(100), refusals, "every refusal of the run, in its step")
+	assert.Contains(t, payments.States, breaker.StateOpen)
+	assert.Regexp(t, `const actions = +false *;`, get(t, h, "/dashboard").Body.String(), "no buttons without -actions")
+}
+
+func TestDemoActionsFromThisMachineOnly(t *testing.T) {
+	reg, err := newRegistry(io.Discard, clock.NewMock())
+	require.NoError(t, err)
+	_, err = breaker.Get[string](reg, "payments")
+	require.NoError(t, err)
+	h := dashboard(reg, time.Minute, true)
+	assert.Regexp(t, `const actions = +true *;`, get(t, h, "/dashboard").Body.String())
+	post := func(remote string) int {
+		req := httptest.NewRequest(http.MethodPost, "/actions/force-open?circuit=payments", nil)
+		req.RemoteAddr = remote
+		req.Header.Set(breakerhttp.ActionHeader, "1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	assert.Equal(t, http.StatusForbidden, post("192.0.2.7:5000"))
+	assert.Equal(t, breaker.StateClosed, reg.Snapshot()[0].State)
+	assert.Equal(t, http.StatusOK, post("127.0.0.1:5000"))
+	assert.Equal(t, http.StatusOK, post("[::1]:5000"))
+	assert.Equal(t, breaker.StateForcedOpen, reg.Snapshot()[0].State)
+	assert.False(t, loopback("0.0.0.0:8080"), "all interfaces is not loopback")
+	assert.False(t, loopback("localhost:8080"), "names are not trusted")
 }
