@@ -225,6 +225,23 @@ func TestDashboardScreenshot(t *testing.T) {
 	require.NoError(t, err, "a PNG")
 	assert.Equal(t, 1500, img.Bounds().Dx())
 	assert.Equal(t, 470, img.Bounds().Dy())
+	// The timelines and plots are drawn: pixels of each state's colour
+	// and of the calls' grey, in the history column.
+	seen := map[string]int{}
+	colours := map[[3]uint32]string{
+		{0x1a, 0x7f, 0x37}: "closed", {0xcf, 0x22, 0x2e}: "open", {0x82, 0x50, 0xdf}: "forced-open", {0x57, 0x60, 0x6a}: "calls",
+	}
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := 900; x < 1320; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if name, ok := colours[[3]uint32{r >> 8, g >> 8, b >> 8}]; ok {
+				seen[name]++
+			}
+		}
+	}
+	for _, name := range []string{"closed", "open", "forced-open", "calls"} {
+		assert.Greater(t, seen[name], 100, "pixels of %s in the history column", name)
+	}
 
 	if *updateScreenshot {
 		data, err := os.ReadFile(out)
