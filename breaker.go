@@ -514,7 +514,7 @@ func (c *core) openError(until int64) error {
 }
 
 func (c *core) newOpenError(until int64) error {
-	e := &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.at(time.Duration(until)), until: until}
+	e := &RejectedError{Breaker: c.name, State: StateOpen, RetryAt: c.at(time.Duration(until)), until: until, c: c}
 	c.rejectOpen.Store(e)
 	return e
 }

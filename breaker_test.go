@@ -432,6 +432,7 @@ func TestOpenRejects(t *testing.T) {
 	assert.Equal(t, "dep", re.Breaker)
 	assert.Equal(t, breaker.StateOpen, re.State)
 	assert.Equal(t, trippedAt.Add(10*time.Second), re.RetryAt)
+	assert.Equal(t, 10*time.Second, re.RetryAfter())
 
 	done, err := h.Allow()
 	assert.ErrorIs(t, err, breaker.ErrOpen)
@@ -449,6 +450,12 @@ func TestOpenRejects(t *testing.T) {
 		assert.ErrorIs(t, e.Err, breaker.ErrOpen)
 		assert.Equal(t, "dep", e.Breaker)
 	}
+
+	h.clk.Add(4 * time.Second)
+	assert.Equal(t, 6*time.Second, re.RetryAfter(), "counts down on the breaker's clock")
+	assert.Equal(t, 6*time.Second, h.Metrics().RetryAfter)
+	h.clk.Add(7 * time.Second)
+	assert.Zero(t, re.RetryAfter(), "the time has come")
 }
 
 func TestOpenToHalfOpenIsLazy(t *testing.T) {
@@ -696,6 +703,8 @@ func TestForceOpen(t *testing.T) {
 	var re *breaker.RejectedError
 	require.ErrorAs(t, err, &re)
 	assert.True(t, re.RetryAt.IsZero())
+	assert.Zero(t, re.RetryAfter(), "no time known while forced open")
+	assert.Zero(t, (&breaker.RejectedError{State: breaker.StateOpen}).RetryAfter(), "one made by hand")
 
 	m := h.Metrics()
 	assert.Equal(t, breaker.StateForcedOpen, m.State, "forced open never times out")

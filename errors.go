@@ -38,6 +38,19 @@ type RejectedError struct {
 	RetryAt time.Time
 
 	until int64 // RetryAt on the breaker's own clock
+	c     *core // the breaker, whose clock RetryAfter reads
+}
+
+// RetryAfter returns the time left, by the breaker's clock, until the open
+// circuit admits its next trial call: the wait to tell a caller (a
+// Retry-After header, a gRPC pushback). It is zero where no such time is
+// known (forced open, half-open) and once the time has come. It takes no
+// lock.
+func (e *RejectedError) RetryAfter() time.Duration {
+	if e.c == nil || e.State != StateOpen {
+		return 0
+	}
+	return max(time.Duration(e.until)-e.c.elapsed(), 0)
 }
 
 func (e *RejectedError) Error() string {

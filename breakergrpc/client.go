@@ -97,7 +97,7 @@ func (g *guard) allowClient(ctx context.Context, cc *grpc.ClientConn, method str
 	}
 	done, err := b.Allow()
 	if err != nil {
-		st, delay, known := g.refusal(b, err)
+		st, delay, known := g.refusal(err)
 		if known {
 			for _, o := range callOpts {
 				if t, ok := o.(grpc.TrailerCallOption); ok && t.TrailerAddr != nil {

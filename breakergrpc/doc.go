@@ -9,7 +9,10 @@
 // call is a failure when it ends with one of the codes Unavailable,
 // DeadlineExceeded, ResourceExhausted, Internal or Unknown
 // (WithFailureCodes and WithFailure change that); a call that ends
-// Canceled is left out of the record; any other end is a success. The
+// Canceled is left out of the record, as is, on the server, a call whose
+// client went away, whatever code its handler made of that; any other end
+// is a success. A deadline that passes is a failure: the service was too
+// slow for its caller. The
 // interceptors judge the codes themselves and give the breaker nil for a
 // success, the call's error for a failure, and for a cancelled call an
 // error that matches context.Canceled: the breaker's Config.IsFailure and

@@ -27,7 +27,7 @@ const maxPushback = math.MaxInt32 * time.Millisecond
 // when the time of the next trial call is known, its delay as a RetryInfo
 // detail. The delay is given in whole milliseconds, rounded up, and at
 // most maxPushback; known reports whether there is one.
-func (g *guard) refusal(b *breaker.Breaker[struct{}], err error) (st *status.Status, delay time.Duration, known bool) {
+func (g *guard) refusal(err error) (st *status.Status, delay time.Duration, known bool) {
 	var rej *breaker.RejectedError
 	errors.As(err, &rej)
 	st = status.New(codes.Unavailable, g.message(rej, err))
@@ -35,8 +35,8 @@ func (g *guard) refusal(b *breaker.Breaker[struct{}], err error) (st *status.Sta
 		return st, 0, false
 	}
 	// RetryAt is on the breaker's clock, which may not be the system's:
-	// the breaker tells the time left by its own.
-	delay = min(max(b.Metrics().RetryAfter, 0), maxPushback)
+	// the error tells the time left by it, without the breaker's lock.
+	delay = min(rej.RetryAfter(), maxPushback)
 	delay = (delay + time.Millisecond - 1).Truncate(time.Millisecond)
 	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
 		st = withInfo

@@ -2,6 +2,7 @@ package breakergrpc
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -13,8 +14,9 @@ import (
 // (nil: a registry of its own, with breaker.Config{}, bounded to
 // DefaultMaxCircuits breakers), keyed by the call's full method (the
 // target KeyFunc sees is empty). The error the handler returns decides the
-// outcome, judged by its code as gRPC sends it; a handler that panics is a
-// failure, and its panic goes on up.
+// outcome, judged by its code as gRPC sends it, unless the client went
+// away (the call's context cancelled): then the call is left out. A
+// handler that panics is a failure, and its panic goes on up.
 //
 // A refused call never reaches the handler: it fails with code Unavailable
 // and a generic message (see WithNameInMessage). While the circuit is
@@ -41,7 +43,7 @@ func UnaryServerInterceptor(reg *breaker.Registry, opts ...Option) grpc.UnarySer
 		}()
 		resp, err := handler(ctx, req)
 		returned = true
-		g.record(done, err)
+		g.recordServer(ctx, done, err)
 		return resp, err
 	}
 }
@@ -67,9 +69,22 @@ func StreamServerInterceptor(reg *breaker.Registry, opts ...Option) grpc.StreamS
 		}()
 		err = handler(srv, ss)
 		returned = true
-		g.record(done, err)
+		g.recordServer(ss.Context(), done, err)
 		return err
 	}
+}
+
+// recordServer records a handler's end, as record does, except for a
+// call whose client went away: its context cancelled, the call is left
+// out whatever the handler made of it (an Internal wrapping the
+// cancellation, say). A deadline that passed is judged by the code, as
+// any end.
+func (g *guard) recordServer(ctx context.Context, done func(error), err error) {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		done(&canceledError{err})
+		return
+	}
+	g.record(done, err)
 }
 
 // allowServer returns the done of the call's breaker, or the error the
@@ -82,7 +97,7 @@ func (g *guard) allowServer(ctx context.Context, method string) (func(error), me
 	}
 	done, err := b.Allow()
 	if err != nil {
-		st, delay, known := g.refusal(b, err)
+		st, delay, known := g.refusal(err)
 		if !known {
 			return nil, nil, st.Err()
 		}

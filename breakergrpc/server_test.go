@@ -2,6 +2,7 @@ package breakergrpc_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,40 @@ func TestServerTargetKeysByMethod(t *testing.T) {
 	assert.Equal(t, int32(3), svc.hits.Load(), "List has a breaker of its own, still closed")
 	_, ok := reg.Circuit("")
 	assert.False(t, ok)
+}
+
+// dbService maps its store's errors to Internal, as handlers commonly do;
+// the store fails with the context's error when the client leaves.
+type dbService struct {
+	healthpb.UnimplementedHealthServer
+	entered chan struct{}
+}
+
+func (s *dbService) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	s.entered <- struct{}{}
+	<-ctx.Done() // the query, cut short
+	return nil, status.Errorf(codes.Internal, "query: %v", ctx.Err())
+}
+
+func TestUnaryServerClientThatLeftIsIgnoredWhateverTheHandlerSays(t *testing.T) {
+	reg, _ := newRegistry(t, breaker.Config{WindowSize: 2})
+	svc := &dbService{entered: make(chan struct{})}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := grpc.NewServer(grpc.UnaryInterceptor(breakergrpc.UnaryServerInterceptor(reg)))
+	healthpb.RegisterHealthServer(s, svc)
+	go s.Serve(lis)
+	defer s.Stop()
+	client, _ := dial(t, lis.Addr().String())
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-svc.entered; cancel() }()
+		_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		require.Equal(t, codes.Canceled, status.Code(err))
+	}
+	s.GracefulStop() // let the handlers finish and record
+	m := metricsOf(t, reg, checkMethod)
+	assert.Equal(t, breaker.StateClosed, m.State, "two clients that hung up do not open the server's breaker")
+	assert.Equal(t, uint64(2), m.Lifetime.Ignored, "though the handler said Internal")
+	assert.Zero(t, m.Lifetime.Failures)
 }
