@@ -2,6 +2,7 @@ package breakerhttp
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,13 +35,21 @@ const MaxOpenFor = 24 * time.Hour
 // shows a button for each.
 //
 // A request is refused with 403 Forbidden when it comes from another site
-// (its Sec-Fetch-Site header is neither same-origin nor none, or its Origin
-// is not the host it was sent to), when it lacks ActionHeader, or when
-// authorize returns false; other methods than POST get 405. authorize sees
-// every request that passed the other checks: let it check a credential
-// (a token, a client certificate, the user of an authenticating proxy),
-// not only where the request comes from, unless the Handler listens on a
-// loopback address alone. An authorize that panics refuses.
+// (its Sec-Fetch-Site header is neither same-origin nor none, or, from a
+// browser that sends none, its Origin is not the host it was sent to),
+// when it lacks ActionHeader, or when authorize returns false; other
+// methods than POST get 405 Method Not Allowed. Only then are its
+// arguments read: 400 Bad Request for a missing or out-of-range for, 404
+// Not Found for a circuit the registry does not hold (no action makes
+// one). An unknown action, or any action without WithActions, is 404.
+//
+// authorize sees every request that passed the other checks: let it check
+// a credential (a token, a client certificate, the user of an
+// authenticating proxy). Where the address alone decides (a Handler that
+// listens on loopback only), check the Host too, a loopback address or
+// localhost, as FromLoopback does: a page of another site whose name its
+// owner points at 127.0.0.1 (DNS rebinding) is same-origin with itself and
+// connects from this machine. An authorize that panics refuses.
 func WithActions(authorize func(*http.Request) bool) HandlerOption {
 	return func(h *handler) { h.authorize = authorize }
 }
@@ -105,9 +114,15 @@ func (h *handler) serveAction(w http.ResponseWriter, r *http.Request, name strin
 }
 
 // crossSite says why r seems to come from a page of another site, or "".
+// As net/http's CrossOriginProtection, it trusts Sec-Fetch-Site where the
+// browser sends it, and compares Origin with Host only where it does not
+// (an older browser): a proxy in front that rewrites Host then refuses
+// nothing the browser calls same-origin.
 func crossSite(r *http.Request) string {
 	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return ""
+	case "":
 	default:
 		return "cross-site request refused (Sec-Fetch-Site: " + site + ")"
 	}
@@ -118,6 +133,28 @@ func crossSite(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// FromLoopback is an authorize for WithActions that lets this machine
+// alone act: r must come from a loopback address and be addressed to one,
+// or to localhost, so that DNS rebinding cannot pass a page of another
+// site for a local one. Use it only where every local user and program
+// may move the circuits, as on a developer's machine.
+func FromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	name := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
 }
 
 // authorized asks authorize; a panic refuses.

@@ -175,3 +175,37 @@ func TestActionsFromTools(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code, "a tool that is no browser, with the header")
 	assert.Equal(t, breaker.StateForcedOpen, state(t, reg, "inventory"))
 }
+
+func TestActionsBehindAHostRewritingProxy(t *testing.T) {
+	reg, _ := newRegistry(t, breaker.Config{WindowSize: 5})
+	circuits(t, reg)
+	h := breakerhttp.Handler(reg, breakerhttp.WithActions(allowAll))
+	rec := act(h, http.MethodPost, "/actions/force-open?circuit=inventory", func(r *http.Request) {
+		r.Host = "127.0.0.1:9000" // as nginx's proxy_pass sends it
+		r.Header.Set("Origin", "https://ops.example.com")
+	})
+	assert.Equal(t, http.StatusOK, rec.Code, "the browser said same-origin: Origin is not compared with a rewritten Host")
+	assert.Equal(t, breaker.StateForcedOpen, state(t, reg, "inventory"))
+}
+
+func TestFromLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		remote, host string
+		ok           bool
+	}{
+		{"127.0.0.1:5000", "127.0.0.1:8080", true},
+		{"127.0.0.1:5000", "localhost:8080", true},
+		{"127.0.0.1:5000", "LOCALHOST", true},
+		{"[::1]:5000", "[::1]:8080", true},
+		{"127.0.0.1:5000", "127.0.0.2", true},
+		{"192.0.2.7:5000", "127.0.0.1:8080", false},                // another machine
+		{"127.0.0.1:5000", "rebind.example:8080", false},           // DNS rebinding
+		{"127.0.0.1:5000", "localhost.rebind.example:8080", false}, // not localhost itself
+		{"127.0.0.1:5000", "", false},
+		{"not an address", "localhost", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/actions/reset", nil)
+		r.RemoteAddr, r.Host = tc.remote, tc.host
+		assert.Equal(t, tc.ok, breakerhttp.FromLoopback(r), "from %s to %s", tc.remote, tc.host)
+	}
+}

@@ -75,6 +75,8 @@ type history struct {
 	limit int
 	step  time.Duration
 
+	sampling chan struct{} // holds a token while a sample runs
+
 	mu      sync.Mutex
 	started bool
 	at      int64 // the step the latest sample fell in
@@ -101,7 +103,7 @@ type point struct {
 }
 
 func newHistory(reg *breaker.Registry, limit int, step time.Duration) *history {
-	h := &history{reg: reg, clock: reg.Clock(), limit: limit, step: step, series: map[string]*series{}}
+	h := &history{reg: reg, clock: reg.Clock(), limit: limit, step: step, series: map[string]*series{}, sampling: make(chan struct{}, 1)}
 	h.sample()
 	h.mu.Lock()
 	h.timer = time.AfterFunc(h.wait(), h.tick)
@@ -144,32 +146,50 @@ func mod(n, d int64) int64 { return (n%d + d) % d }
 // slot returns where the point of step k goes in series.points.
 func slot(k int64) int64 { return mod(k, HistoryPoints) }
 
-// due returns the step now falls in, and whether it is later than the
-// latest sample's. It requires mu held.
+// due returns the step now falls in, and whether it is another than the
+// latest sample's: later, or earlier where the clock went back. It
+// requires mu held.
 func (h *history) due() (int64, bool) {
 	k := h.stepOf(h.clock.Now())
-	return k, !h.started || k > h.at
+	return k, !h.started || k != h.at
 }
 
+// sampleWait bounds how long a sample waits for another to end: a sample
+// reads the breakers' metrics, which may run their listeners, and one of
+// them may be waiting on this very history.
+const sampleWait = 100 * time.Millisecond
+
 // sample closes the steps that ended since the latest sample: what each
-// circuit did since then goes to the last of them.
+// circuit did since then goes to the last of them. One sample runs at a
+// time; the breakers are read without mu, so that their listeners never
+// run under it.
 func (h *history) sample() {
+	select {
+	case h.sampling <- struct{}{}:
+	default:
+		t := time.NewTimer(sampleWait)
+		defer t.Stop()
+		select {
+		case h.sampling <- struct{}{}:
+		case <-t.C:
+			return // the history shows what it has
+		}
+	}
+	defer func() { <-h.sampling }()
+
 	h.mu.Lock()
-	_, due := h.due()
+	k, due := h.due()
 	h.mu.Unlock()
 	if !due {
 		return // the cheap way out, for the timer's and the pages' calls
 	}
 	circuits := h.reg.Circuits() // outside mu: it may evict
+
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	k, due := h.due()
-	if !due {
-		return
+	if h.started && k < h.at { // the clock went back: start again
+		h.started, h.series = false, map[string]*series{}
 	}
 	first := !h.started
-	h.started, h.at = true, k
-
 	live := make(map[string]bool, len(circuits))
 	for _, c := range circuits {
 		live[c.Name()] = true
@@ -179,19 +199,36 @@ func (h *history) sample() {
 			delete(h.series, name) // removed or evicted from the registry
 		}
 	}
-	whole := true
+	var chosen []breaker.Circuit
+	whole, room := true, h.limit-len(h.series)
 	for _, c := range circuits {
+		if _, ok := h.series[c.Name()]; ok {
+			chosen = append(chosen, c)
+		} else if room > 0 {
+			chosen = append(chosen, c)
+			room--
+		} else {
+			whole = false
+		}
+	}
+	h.mu.Unlock()
+
+	read := make([]breaker.Metrics, len(chosen))
+	for i, c := range chosen {
+		read[i] = c.Metrics()
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, c := range chosen {
+		m := read[i]
 		s, ok := h.series[c.Name()]
 		if !ok {
-			if len(h.series) >= h.limit {
-				whole = false
-				continue
-			}
 			s = &series{c: c, end: k - 1}
 			h.series[c.Name()] = s
 			if first || !h.whole {
 				// It may have been working for long: from now on.
-				s.seen, s.end = c.Metrics().Lifetime, k
+				s.seen, s.end = m.Lifetime, k
 				continue
 			}
 			// It is new since the latest sample: all it did is news.
@@ -199,11 +236,10 @@ func (h *history) sample() {
 		if s.c != c { // the registry made a new breaker of that name
 			s.c, s.seen = c, breaker.Lifetime{}
 		}
-		m := c.Metrics()
 		s.record(k, m.State, diff(m.Lifetime, s.seen))
 		s.seen = m.Lifetime
 	}
-	h.whole = whole
+	h.started, h.at, h.whole = true, k, whole
 }
 
 // diff returns what happened between two readings of a breaker's totals.

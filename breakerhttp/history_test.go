@@ -217,3 +217,38 @@ func TestHistoryBeforeTheEpoch(t *testing.T) {
 	assert.Equal(t, []uint64{1, 1, 1, 1, 1, 1, 1, 1}, api.Calls)
 	assert.Equal(t, time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC), api.Start.UTC())
 }
+
+func TestHistoryClockGoingBackStartsAgain(t *testing.T) {
+	reg, clk := newRegistry(t, breaker.Config{})
+	h := breakerhttp.Handler(reg)
+	step(t, reg, clk, h, "api", "S")
+	clk.Set(clk.Now().Add(-time.Hour))
+	for range 5 {
+		step(t, reg, clk, h, "api", "SS")
+	}
+	hist := getHistory(t, h)
+	api := circuitHistory(t, hist, "api")
+	assert.Equal(t, []uint64{2, 2, 2, 2}, api.Calls, "from the first sample after the jump")
+	assert.True(t, api.Start.Before(hist.Now), "the points are in the window the page draws")
+}
+
+func TestHistoryListenersRunOutsideItsLock(t *testing.T) {
+	var h http.Handler
+	nested := 0
+	l := breaker.ListenerFor(breaker.Mask(breaker.EventStateChange), func(e breaker.Event) {
+		if e.To == breaker.StateHalfOpen { // found by the sample's reading
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/history", nil)) // would wait for ever under the lock
+			nested = rec.Code
+		}
+	})
+	reg, clk := newRegistry(t, breaker.Config{WindowSize: 1, OpenTimeout: time.Second, Listeners: []breaker.Listener{l}})
+	h = breakerhttp.Handler(reg)
+	b, _ := breaker.Get[int](reg, "api")
+	b.Execute(context.Background(), func(context.Context) (int, error) { return 0, errBoom })
+	require.Equal(t, breaker.StateOpen, b.State())
+	clk.Add(breakerhttp.DefaultHistoryStep)
+	hist := getHistory(t, h) // samples: the reading moves the breaker to half-open
+	assert.Equal(t, http.StatusOK, nested, "the listener's own request was answered")
+	assert.Equal(t, []breaker.State{breaker.StateHalfOpen}, circuitHistory(t, hist, "api").States)
+}

@@ -16,7 +16,6 @@ import (
 // *breaker.Breaker[T] is a Guard.
 type Guard interface {
 	Allow() (done func(error), err error)
-	Metrics() breaker.Metrics
 }
 
 // MiddlewareOption configures Middleware.
@@ -46,11 +45,15 @@ func WithRefusalDetail() MiddlewareOption {
 // seconds until the next probe, when that is known, and never reaches the
 // handler. For the others the status code the handler writes (200 if none)
 // decides the outcome; a handler that panics is a failure, and its panic
-// goes on up. A request whose client has gone away (its context is done,
-// or the handler panics with http.ErrAbortHandler, as
-// httputil.ReverseProxy does when the client leaves mid-stream) is recorded
-// with context.Canceled, which the breaker's default IsIgnored leaves out:
-// a client that hangs up says nothing of the server.
+// goes on up. A request whose client has gone away (its context is
+// cancelled, or a write to it failed before the handler panicked with
+// http.ErrAbortHandler, as httputil.ReverseProxy does when the client
+// leaves mid-stream) is recorded with context.Canceled, which the
+// breaker's default IsIgnored leaves out: a client that hangs up says
+// nothing of the server. An abort with the client still there (a backend
+// behind ReverseProxy that broke off) is a failure, and so is a deadline
+// of the server's own that passed (http.TimeoutHandler): the handler was
+// too slow.
 func Middleware(b Guard, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	m := &middleware{b: b, isFailure: func(code int) bool { return code >= 500 }}
 	for _, o := range opts {
@@ -81,8 +84,10 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	outcome := errPanicked // until the handler and the classifier return
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler || r.Context().Err() != nil {
-				outcome = context.Canceled // the client went away
+			// ReverseProxy aborts so for a client that left, whose writes
+			// fail, and for a backend that broke off, which is a failure.
+			if clientLeft(r) || (p == http.ErrAbortHandler && rec.writeFailed) {
+				outcome = context.Canceled
 			}
 			done(outcome)
 			panic(p)
@@ -95,7 +100,7 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		code = http.StatusOK
 	}
 	switch {
-	case r.Context().Err() != nil:
+	case clientLeft(r):
 		outcome = context.Canceled
 	case m.isFailure(code):
 		outcome = &StatusError{Code: code}
@@ -104,11 +109,17 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	}
 }
 
+// clientLeft reports whether r's client went away: its context was
+// cancelled, not timed out by a deadline of the server's own (such as
+// http.TimeoutHandler's), which says the handler was slow.
+func clientLeft(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }
+
 func (m *middleware) refuse(w http.ResponseWriter, err error) {
+	var rej *breaker.RejectedError
 	if errors.Is(err, breaker.ErrTooManyCalls) {
 		w.Header().Set("Retry-After", "1")
-	} else if wait := m.b.Metrics().RetryAfter; wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	} else if errors.As(err, &rej) && rej.RetryAfter() > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rej.RetryAfter().Seconds()))))
 	}
 	body := http.StatusText(http.StatusServiceUnavailable)
 	if m.detail {
@@ -117,11 +128,13 @@ func (m *middleware) refuse(w http.ResponseWriter, err error) {
 	http.Error(w, body, http.StatusServiceUnavailable)
 }
 
-// recorder notes the status code a handler writes. It passes Flush and
-// Hijack through, and unwraps for http.ResponseController.
+// recorder notes the status code a handler writes, and whether a write to
+// the client failed. It passes Flush and Hijack through, and unwraps for
+// http.ResponseController.
 type recorder struct {
 	http.ResponseWriter
-	code int
+	code        int
+	writeFailed bool
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -135,14 +148,25 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.code == 0 {
 		r.code = http.StatusOK
 	}
-	return r.ResponseWriter.Write(p)
+	n, err := r.ResponseWriter.Write(p)
+	if err != nil {
+		r.writeFailed = true
+	}
+	return n, err
 }
 
-func (r *recorder) Flush() {
+func (r *recorder) Flush() { r.FlushError() }
+
+// FlushError flushes, for http.ResponseController, and notes a failure.
+func (r *recorder) FlushError() error {
 	if r.code == 0 {
 		r.code = http.StatusOK
 	}
-	http.NewResponseController(r.ResponseWriter).Flush()
+	err := http.NewResponseController(r.ResponseWriter).Flush()
+	if err != nil {
+		r.writeFailed = true
+	}
+	return err
 }
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

@@ -2,6 +2,7 @@ package breakerhttp_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -106,13 +107,23 @@ func TestMiddlewareRefusalDetail(t *testing.T) {
 // TestMiddlewareClientThatLeftIsNoFailure has handlers give up on clients
 // that went away, as httputil.ReverseProxy does by panicking with
 // http.ErrAbortHandler: five of them must not open the breaker.
+// failingWriter is a ResponseWriter whose client is gone: writes fail.
+type failingWriter struct{ *httptest.ResponseRecorder }
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("write: broken pipe") }
+
 func TestMiddlewareClientThatLeftIsNoFailure(t *testing.T) {
 	b, _ := newBreaker(t, breaker.Config{WindowSize: 5, MinimumCalls: 1})
-	h := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		panic(http.ErrAbortHandler)
+	// ReverseProxy's way: its write to the client fails, and it aborts.
+	aborting := breakerhttp.Middleware(b)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := w.Write([]byte("part")); err != nil {
+			panic(http.ErrAbortHandler)
+		}
 	}))
 	for range 5 {
-		assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h) }, "the panic goes on, for the server")
+		assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
+			aborting.ServeHTTP(failingWriter{httptest.NewRecorder()}, httptest.NewRequest(http.MethodGet, "/", nil))
+		}, "the panic goes on, for the server")
 	}
 	assert.Equal(t, breaker.StateClosed, b.State())
 	l := b.Metrics().Lifetime
@@ -127,6 +138,72 @@ func TestMiddlewareClientThatLeftIsNoFailure(t *testing.T) {
 	}))
 	gone.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
 	assert.Equal(t, uint64(6), b.Metrics().Lifetime.Ignored)
+
+	// An abort with the client still there: the handler broke off.
+	broke := breakerhttp.Middleware(b)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	assert.Panics(t, func() { serve(broke) })
+	assert.Equal(t, uint64(1), b.Metrics().Lifetime.Failures, "an abort is a failure unless the client left")
+}
+
+// TestMiddlewareBackendThatBreaksOffIsAFailure runs a ReverseProxy whose
+// backend dies in the middle of a body: the proxy aborts as it does for a
+// client that left, but the client is there, and the breaker counts it.
+func TestMiddlewareBackendThatBreaksOffIsAFailure(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte("first part"))
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close() // 90 bytes short
+		}
+	}))
+	defer backend.Close()
+	target, err := url.Parse(backend.URL)
+	require.NoError(t, err)
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 5, MinimumCalls: 5})
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	proxy.FlushInterval = -1
+	served := make(chan struct{}, 5)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { served <- struct{}{} }()
+		breakerhttp.Middleware(b)(proxy).ServeHTTP(w, r)
+	}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer front.Close()
+	for range 5 {
+		resp, err := http.Get(front.URL)
+		require.NoError(t, err)
+		_, err = io.Copy(io.Discard, resp.Body) // the client stays to the end
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		resp.Body.Close()
+		<-served
+	}
+	l := b.Metrics().Lifetime
+	assert.Equal(t, uint64(5), l.Failures, "truncated responses from a dying backend")
+	assert.Zero(t, l.Ignored)
+	assert.Equal(t, breaker.StateOpen, b.State())
+}
+
+// TestMiddlewareServerTimeoutIsAFailure: a deadline of the server's own
+// (chi's middleware.Timeout, say) ends a slow handler: that is slowness,
+// not a client that left.
+func TestMiddlewareServerTimeoutIsAFailure(t *testing.T) {
+	b, _ := newBreaker(t, breaker.Config{WindowSize: 2, MinimumCalls: 2})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		http.Error(w, "upstream too slow", http.StatusGatewayTimeout)
+	})
+	h := breakerhttp.Middleware(b)(slow)
+	for range 2 {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now()) // already past
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		cancel()
+	}
+	l := b.Metrics().Lifetime
+	assert.Equal(t, uint64(2), l.Failures)
+	assert.Zero(t, l.Ignored)
+	assert.Equal(t, breaker.StateOpen, b.State())
 }
 
 // TestMiddlewareClientLeavesAReverseProxy runs a real httputil.ReverseProxy

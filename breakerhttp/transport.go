@@ -73,7 +73,9 @@ func WithFailure(isFailure func(resp *http.Response, err error) bool) TransportO
 func Transport(next http.RoundTripper, opts ...TransportOption) http.RoundTripper {
 	t := &transport{next: next, key: Host, isFailure: defaultFailure}
 	for _, o := range opts {
-		o(t)
+		if o != nil {
+			o(t)
+		}
 	}
 	if t.next == nil {
 		t.next = http.DefaultTransport

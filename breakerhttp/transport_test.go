@@ -319,3 +319,7 @@ func TestTransportPanickingClassifierLeaksNothing(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, breaker.StateClosed, b.State())
 }
+
+func TestTransportNilOption(t *testing.T) {
+	assert.NotPanics(t, func() { breakerhttp.Transport(nil, nil, breakerhttp.WithKey(nil), breakerhttp.WithFailure(nil)) })
+}

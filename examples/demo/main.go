@@ -59,12 +59,12 @@ func main() {
 
 // dashboard returns the handler of the dashboard for a demo that lasts
 // span: its history spans the whole of it, and with actions its buttons
-// take requests from this machine only.
+// take requests from this machine, addressed to it, only.
 func dashboard(reg *breaker.Registry, span time.Duration, actions bool) http.Handler {
 	step := (span/breakerhttp.HistoryPoints + 99*time.Millisecond).Truncate(100 * time.Millisecond)
 	opts := []breakerhttp.HandlerOption{breakerhttp.WithRefresh(500 * time.Millisecond), breakerhttp.WithHistoryStep(step)}
 	if actions {
-		opts = append(opts, breakerhttp.WithActions(func(r *http.Request) bool { return loopback(r.RemoteAddr) }))
+		opts = append(opts, breakerhttp.WithActions(breakerhttp.FromLoopback))
 	}
 	return breakerhttp.Handler(reg, opts...)
 }

@@ -97,18 +97,19 @@ func TestDemoActionsFromThisMachineOnly(t *testing.T) {
 	require.NoError(t, err)
 	h := dashboard(reg, time.Minute, true)
 	assert.Regexp(t, `const actions = +true *;`, get(t, h, "/dashboard").Body.String())
-	post := func(remote string) int {
+	post := func(remote, host string) int {
 		req := httptest.NewRequest(http.MethodPost, "/actions/force-open?circuit=payments", nil)
-		req.RemoteAddr = remote
+		req.RemoteAddr, req.Host = remote, host
 		req.Header.Set(breakerhttp.ActionHeader, "1")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
-	assert.Equal(t, http.StatusForbidden, post("192.0.2.7:5000"))
+	assert.Equal(t, http.StatusForbidden, post("192.0.2.7:5000", "127.0.0.1:8080"))
+	assert.Equal(t, http.StatusForbidden, post("127.0.0.1:5000", "rebind.example:8080"), "DNS rebinding")
 	assert.Equal(t, breaker.StateClosed, reg.Snapshot()[0].State)
-	assert.Equal(t, http.StatusOK, post("127.0.0.1:5000"))
-	assert.Equal(t, http.StatusOK, post("[::1]:5000"))
+	assert.Equal(t, http.StatusOK, post("127.0.0.1:5000", "127.0.0.1:8080"))
+	assert.Equal(t, http.StatusOK, post("[::1]:5000", "localhost:8080"))
 	assert.Equal(t, breaker.StateForcedOpen, reg.Snapshot()[0].State)
 	assert.False(t, loopback("0.0.0.0:8080"), "all interfaces is not loopback")
 	assert.False(t, loopback("localhost:8080"), "names are not trusted")
