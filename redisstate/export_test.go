@@ -10,3 +10,6 @@ func Deaf(s *Store) error {
 
 // Members returns how many breakers s syncs.
 func Members(s *Store) int { return len(s.all()) }
+
+// KeyTag returns the start of the keys of the breaker named name.
+func KeyTag(prefix, name string) string { return keyTag(prefix, name) }

@@ -57,7 +57,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	b.w.waitKind(t, breaker.EventAttached, 0)
 	b.w.waitState(t, breaker.StateOpen) // a tells the fleet of its trip on rejoining
 	assert.ErrorIs(t, b.call(nil), breaker.ErrOpen)
-	assert.Equal(t, "1", c.HGet(context.Background(), "breaker:{inventory}:state", "s").Val(), "the fleet is open again")
+	assert.Equal(t, "1", c.HGet(context.Background(), redisstate.KeyTag("breaker", "inventory")+"state", "s").Val(), "the fleet is open again")
 }
 
 func TestRedisPaused(t *testing.T) {
@@ -94,7 +94,7 @@ func TestRedisPaused(t *testing.T) {
 	closeFleet(t, b)
 	c := r.client()
 	require.Eventually(t, func() bool {
-		return c.HGet(context.Background(), "breaker:{pricing}:state", "s").Val() == "0"
+		return c.HGet(context.Background(), redisstate.KeyTag("breaker", "pricing")+"state", "s").Val() == "0"
 	}, 5*time.Second, testSync, "b's trials close the fleet")
 	a.settle(t, breaker.StateClosed)
 }

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,9 @@ func New(opts *redis.UniversalOptions, o Options) (*Store, error) {
 			return nil, fmt.Errorf("redisstate: %s %v is outside [0, ∞)", d.name, d.v)
 		}
 	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, fmt.Errorf("redisstate: Prefix %q holds a brace: the keys' Redis Cluster hash tags would break", o.Prefix)
+	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
@@ -179,7 +183,7 @@ func (s *Store) Close() error {
 // breaker.SharedState. It does not wait for Redis: the breaker follows the
 // fleet from the Store's first sync on.
 func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (breaker.Peer, error) {
-	tag := s.opts.Prefix + ":{" + name + "}:"
+	tag := keyTag(s.opts.Prefix, name)
 	m := &member{
 		s: s, cfg: cfg, local: local,
 		keys:    []string{tag + "state", tag + "window"},
@@ -201,6 +205,17 @@ func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (bre
 	}
 	s.enqueue(report{m: m, kind: joined})
 	return m, nil
+}
+
+// keyTag returns the start of the keys and the channel of the breaker
+// named name: the prefix, a Redis Cluster hash tag made of a hash of the
+// name, and the name itself. The tag puts all of a name's keys in one
+// slot whatever the name holds ("", braces, kilobytes), and the name,
+// after it, keeps the keys readable and distinct.
+func keyTag(prefix, name string) string {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return prefix + ":{" + strconv.FormatUint(h.Sum64(), 16) + "}:" + name + ":"
 }
 
 // all returns every member.

@@ -126,7 +126,7 @@ func TestManualChangesSpread(t *testing.T) {
 	}
 	c := r.client()
 	require.Eventually(t, func() bool { return windowCalls(t, c, "search") == 8 }, 5*time.Second, testSync)
-	assert.Equal(t, "0", c.HGet(context.Background(), "breaker:{search}:state", "s").Val(), "the fleet is closed")
+	assert.Equal(t, "0", c.HGet(context.Background(), redisstate.KeyTag("breaker", "search")+"state", "s").Val(), "the fleet is closed")
 	assert.Equal(t, breaker.StateClosed, a.State())
 }
 
@@ -134,7 +134,7 @@ func TestManualChangesSpread(t *testing.T) {
 func windowCalls(t *testing.T, c *redis.Client, name string) int {
 	t.Helper()
 	n := 0
-	for field, v := range c.HGetAll(context.Background(), "breaker:{"+name+"}:window").Val() {
+	for field, v := range c.HGetAll(context.Background(), redisstate.KeyTag("breaker", name)+"window").Val() {
 		if strings.HasSuffix(field, ":c") {
 			i, err := strconv.Atoi(v)
 			require.NoError(t, err)
@@ -169,7 +169,7 @@ func TestLaterLocalChangeWins(t *testing.T) {
 	b := newNode(t, "orders", newStore(t, r.addr, redisstate.Options{}), cfg)
 	c := r.client()
 	fleetState := func() string {
-		return c.HGet(context.Background(), "breaker:{orders}:state", "s").Val()
+		return c.HGet(context.Background(), redisstate.KeyTag("breaker", "orders")+"state", "s").Val()
 	}
 	for round := range 30 {
 		a.call(errBoom)
@@ -212,14 +212,14 @@ func TestKeys(t *testing.T) {
 	n.call(errBoom)
 	c := r.client()
 	ctx := context.Background()
-	require.Eventually(t, func() bool { return c.Exists(ctx, "shop:{cart}:window").Val() == 1 }, 5*time.Second, testSync)
-	for _, key := range []string{"shop:{cart}:state", "shop:{cart}:window"} {
+	require.Eventually(t, func() bool { return c.Exists(ctx, redisstate.KeyTag("shop", "cart")+"window").Val() == 1 }, 5*time.Second, testSync)
+	for _, key := range []string{redisstate.KeyTag("shop", "cart") + "state", redisstate.KeyTag("shop", "cart") + "window"} {
 		ttl := c.PTTL(ctx, key).Val()
 		assert.Greater(t, ttl, 59*time.Minute, key)
 		assert.LessOrEqual(t, ttl, time.Hour, key)
 	}
 	keys := c.Keys(ctx, "*").Val()
-	assert.ElementsMatch(t, []string{"shop:{cart}:state", "shop:{cart}:window"}, keys)
+	assert.ElementsMatch(t, []string{redisstate.KeyTag("shop", "cart") + "state", redisstate.KeyTag("shop", "cart") + "window"}, keys)
 }
 
 func TestScriptsReloadAfterFlush(t *testing.T) {
@@ -274,4 +274,31 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	_, err = s.Join("late", breaker.Config{}, nil)
 	assert.ErrorIs(t, err, redisstate.ErrClosed)
 	goleak.VerifyNone(t, ignore)
+}
+
+// hashTag returns what Redis Cluster hashes of key: between its first "{"
+// and the first "}" after it, if that is not empty, else the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+func TestKeysShareOneHashTagWhateverTheName(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range []string{"", "}x", "{", "{}", "a{b}c", "}{", strings.Repeat("n", 10<<10), "payments"} {
+		tag := redisstate.KeyTag("breaker", name)
+		state, window := tag+"state", tag+"window"
+		assert.Equal(t, hashTag(state), hashTag(window), "name %.20q", name)
+		assert.Regexp(t, `^[0-9a-f]{1,16}$`, hashTag(state), "a tag of its own for %.20q", name)
+		assert.NotContains(t, seen, hashTag(state), "%.20q and %.20q share a tag", name, seen[hashTag(state)])
+		seen[hashTag(state)] = name
+	}
+	for _, prefix := range []string{"a{b", "x}", "{}"} {
+		_, err := redisstate.New(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}}, redisstate.Options{Prefix: prefix})
+		assert.ErrorContains(t, err, "brace", "Prefix %q", prefix)
+	}
 }
