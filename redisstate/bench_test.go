@@ -4,6 +4,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +32,8 @@ func BenchmarkPropagation(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer z.Close()
-			cfg := breaker.Config{ConsecutiveFailures: 1, OpenTimeout: time.Hour}
+			// One failure trips the tripper and, pushed at once, the fleet.
+			cfg := breaker.Config{Window: breaker.TimeWindow, MinimumCalls: 1, OpenTimeout: time.Hour}
 			cfg.Shared = a
 			tripper, _ := breaker.New[int]("propagation", cfg)
 			cfg.Shared = z
@@ -45,7 +49,7 @@ func BenchmarkPropagation(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
-				tripper.Execute(bg, fail) // trips the tripper, which tells the fleet
+				tripper.Execute(bg, fail) // trips the tripper, whose failure trips the fleet
 				for deadline := start.Add(10 * time.Second); !errors.Is(call(watcher), breaker.ErrOpen); {
 					if time.Now().After(deadline) {
 						b.Fatalf("the trip has not reached the watcher in 10s: tripper %v, watcher %v", tripper.State(), watcher.State())
@@ -66,4 +70,78 @@ func BenchmarkPropagation(b *testing.B) {
 			b.ReportMetric(float64(took[len(took)-1].Microseconds()), "max-µs")
 		})
 	}
+}
+
+// BenchmarkSyncRound measures one Store's sync of n breakers, each called
+// once since the last sync: the time a round takes, the Redis commands and
+// bytes it costs, and the CPU it takes per breaker, in this process and in
+// Redis.
+func BenchmarkSyncRound(b *testing.B) {
+	for _, n := range []int{1000, 10_000} {
+		b.Run("names="+strconv.Itoa(n), func(b *testing.B) {
+			r := startRedis(b)
+			c := r.client()
+			s, err := redisstate.New(redisOptions(r.addr), redisstate.Options{SyncInterval: time.Hour}) // rounds run by hand
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			cfg := breaker.Config{Window: breaker.TimeWindow, Shared: s}
+			bs := make([]*breaker.Breaker[int], n)
+			for i := range bs {
+				if bs[i], err = breaker.New[int]("host-"+strconv.Itoa(i), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			redisstate.SyncNow(s)
+			stats := func() (cmds, bytes, cpu float64) {
+				info := c.Info(bg, "stats", "commandstats", "cpu").Val()
+				field := func(name string) float64 {
+					i := strings.Index(info, name)
+					if i < 0 {
+						return 0
+					}
+					v := info[i+len(name):]
+					v = v[:strings.IndexAny(v, ",\r\n")]
+					f, _ := strconv.ParseFloat(v, 64)
+					return f
+				}
+				return field("cmdstat_evalsha:calls="), field("total_net_input_bytes:") + field("total_net_output_bytes:"),
+					field("used_cpu_user:") + field("used_cpu_sys:")
+			}
+			cmds0, bytes0, cpu0 := stats()
+			own0 := processCPU()
+			var took time.Duration
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				for _, bb := range bs {
+					call(bb)
+				}
+				b.StartTimer()
+				start := time.Now()
+				redisstate.SyncNow(s)
+				took += time.Since(start)
+			}
+			b.StopTimer()
+			cmds1, bytes1, cpu1 := stats()
+			own := processCPU() - own0
+			rounds := float64(b.N)
+			b.ReportMetric(float64(took.Milliseconds())/rounds, "ms/round")
+			b.ReportMetric((cmds1-cmds0)/rounds, "commands/round")
+			b.ReportMetric((bytes1-bytes0)/rounds/float64(n), "bytes/name")
+			b.ReportMetric((cpu1-cpu0)*1e6/rounds/float64(n), "redis-cpu-µs/name")
+			b.ReportMetric(own.Seconds()*1e6/rounds/float64(n), "cpu-µs/name")
+			if d := redisstate.Detached(s); d > 0 {
+				b.Fatalf("%d breakers cut off", d)
+			}
+		})
+	}
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }

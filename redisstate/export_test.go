@@ -13,3 +13,21 @@ func Members(s *Store) int { return len(s.all()) }
 
 // KeyTag returns the start of the keys of the breaker named name.
 func KeyTag(prefix, name string) string { return keyTag(prefix, name) }
+
+// Rounds returns how many syncs s has done that reached Redis.
+func Rounds(s *Store) int64 { return s.rounds.Load() }
+
+// SyncNow runs one sync round of s, as its goroutine does every
+// SyncInterval. Give s a long SyncInterval, so that the two do not race.
+func SyncNow(s *Store) { s.syncAll() }
+
+// Detached returns how many of s's breakers are cut off.
+func Detached(s *Store) int {
+	n := 0
+	for _, m := range s.all() {
+		if !m.attached() {
+			n++
+		}
+	}
+	return n
+}

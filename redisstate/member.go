@@ -2,7 +2,10 @@ package redisstate
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,19 +18,29 @@ import (
 // member is one breaker's link to the fleet: the breaker's Peer.
 type member struct {
 	s       *Store
+	name    string
 	cfg     breaker.Config
 	local   *breaker.Local
 	keys    []string // the state hash and the window hash
 	channel string
+	layout  string // the window, as the fleet stores it
 
 	applyMu sync.Mutex  // one Apply at a time, in epoch order
 	left    atomic.Bool // the breaker left the fleet (Leave)
+	hinted  atomic.Bool // a published change waits for the Store to read it
 
-	mu         sync.Mutex
-	base       breaker.Totals  // the counts already in the fleet's window, or left out of it
-	epoch      int64           // the fleet's last change this breaker follows
-	trialEpoch int64           // the epoch of the last permit granted
-	pending    *breaker.Change // a ForceOpen, Disable or Reset made while detached
+	mu     sync.Mutex
+	link   int32          // this member's own: unknown, attached or detached
+	synced bool           // it has synced once since it joined
+	base   breaker.Totals // the counts already pushed or kept, or left out
+	kept   []push         // counts made while cut off, oldest first
+	epoch  int64          // the fleet's last change this breaker follows
+	// trialEpoch is the epoch of the last permit granted.
+	trialEpoch int64
+	// pending is a ForceOpen, Disable or Reset not proposed yet (made
+	// while cut off, or whose proposal failed), the told-th change.
+	pending     *breaker.Change
+	pendingTold uint64
 	// told counts the breaker's own changes, proposed those of them the
 	// Store has proposed to the fleet (or given up on). While proposed is
 	// behind, the breaker has moved on from any fleet state read so far:
@@ -35,6 +48,16 @@ type member struct {
 	// breaker and fleet together.
 	told, proposed uint64
 }
+
+// push is counts for the fleet's window, and when they were taken.
+type push struct {
+	at time.Time
+	t  breaker.Totals
+}
+
+// maxKept bounds the counts a member keeps while cut off: they are merged
+// into at most this many pushes over the window.
+const maxKept = 32
 
 // Leave takes the member out of its Store: the Store stops syncing it and
 // drops what it still had queued for it.
@@ -70,9 +93,12 @@ func (m *member) Changed(c breaker.Change) {
 	told := m.told
 	m.mu.Unlock()
 	if !m.s.enqueue(report{m: m, kind: changed, change: c, told: told}) {
-		m.proposedUpTo(told) // lost: a manual change is kept for rejoin
+		// Lost: a manual change waits for the next sync, a trip's counts
+		// go with it anyway.
 		if c.Manual {
-			m.setPending(&c)
+			m.setPending(&c, told)
+		} else {
+			m.proposedUpTo(told)
 		}
 	}
 }
@@ -107,17 +133,17 @@ func (m *member) TrialDone(kind breaker.EventKind, slow bool) {
 }
 
 // Permit asks Redis for one of the fleet's trial permits, waiting at most
-// CommandTimeout. Detached, it lets the breaker decide alone.
+// CommandTimeout. Cut off, it lets the breaker decide alone.
 func (m *member) Permit() bool {
 	s := m.s
-	if !s.attached() {
+	if !m.attached() || s.closed.Load() {
 		return true
 	}
 	ctx, cancel := s.timeout()
 	defer cancel()
-	st, err := parse(claimScript.Run(ctx, s.rdb, m.keys, m.args(m.cfg.HalfOpenMaxCalls)...))
+	st, err := m.parse(claimScript.Run(ctx, s.rdb, m.keys, m.args(m.cfg.HalfOpenMaxCalls)...))
 	if err != nil {
-		s.failed(err)
+		s.enqueue(report{m: m, kind: failed, err: err}) // Local must not be called from here
 		return true
 	}
 	granted := st.extra == 1
@@ -130,17 +156,58 @@ func (m *member) Permit() bool {
 	return granted
 }
 
-// adopt makes the breaker follow the fleet's state st, unless it follows
-// that change or a later one already. On joining (first), a state the
-// breaker is in already is left alone, so that its window is kept.
-func (m *member) adopt(st fleetState, first bool) {
+// attached reports whether the member's last command reached the fleet.
+func (m *member) attached() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.link == attached
+}
+
+// linked records how the member's last command went, tells the breaker's
+// listeners when that changes its link (EventDetached with err, or
+// EventAttached), and reports whether the member has just come back. It
+// runs on the Store's goroutine.
+func (m *member) linked(err error) (back bool) {
+	m.mu.Lock()
+	was := m.link
+	if err == nil {
+		m.link = attached
+	} else {
+		m.link = detached
+	}
+	m.mu.Unlock()
+	switch {
+	case err == nil && was == detached:
+		m.local.Notify(breaker.EventAttached, nil)
+		return true
+	case err != nil && was != detached:
+		m.local.Notify(breaker.EventDetached, err)
+	}
+	return false
+}
+
+// adopt makes the breaker follow the fleet's state st. A state read by the
+// Store's goroutine (authoritative: it runs one command at a time, and
+// reads every reply before the next) is followed whenever its epoch is
+// another than the breaker's, later or, if something reset the fleet's
+// keys, earlier; one a Permit read on its own goroutine only if it is
+// later. On joining or coming back (first), a state the breaker is in
+// already is left alone, so that its window is kept, and so is a circuit
+// it opened alone while the fleet stayed closed: it protects itself until
+// its own trial calls close it.
+func (m *member) adopt(st fleetState, first, authoritative bool) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
-	if !m.advance(st.epoch) || m.behind() {
+	if !m.advance(st.epoch, authoritative) || m.behind() {
 		return
 	}
-	if first && st.state != breaker.StateOpen && m.local.State() == st.state {
-		return
+	if first && st.state != breaker.StateOpen {
+		switch local := m.local.State(); {
+		case local == st.state:
+			return
+		case st.state == breaker.StateClosed && (local == breaker.StateOpen || local == breaker.StateHalfOpen):
+			return
+		}
 	}
 	m.local.Apply(st.state, st.remaining)
 	if st.state == breaker.StateClosed {
@@ -148,91 +215,85 @@ func (m *member) adopt(st fleetState, first bool) {
 	}
 }
 
-// skip leaves the counts up to t out of the fleet's window.
+// skip leaves the counts up to t out of the fleet's window, and the counts
+// kept from before.
 func (m *member) skip(t breaker.Totals) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if t.Calls >= m.base.Calls {
 		m.base = t
 	}
+	m.kept = nil
 }
 
 // advance moves the breaker's epoch to epoch and reports whether that is a
-// change it has not followed yet.
-func (m *member) advance(epoch int64) bool {
+// change it has not followed yet: a later epoch, or, authoritative,
+// another.
+func (m *member) advance(epoch int64, authoritative bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if epoch <= m.epoch {
+	if epoch == m.epoch || (epoch < m.epoch && !authoritative) {
 		return false
 	}
 	m.epoch = epoch
 	return true
 }
 
-// propose stores the breaker's own change c, its told-th, in Redis and
-// follows the fleet's answer. A manual change the fleet took as it is needs
-// no Apply: the breaker made it already.
+// propose stores the breaker's own manual change c, its told-th, in Redis
+// and follows the fleet's answer. A change the fleet took as it is needs
+// no Apply: the breaker made it already. Until it is stored, the breaker
+// follows no fleet state. It runs on the Store's goroutine.
 func (m *member) propose(c breaker.Change, told uint64) {
-	defer m.proposedUpTo(told)
-	manual := 0
-	if c.Manual {
-		manual = 1
-	}
-	if c.Manual && c.To == breaker.StateClosed {
+	if c.To == breaker.StateClosed {
 		m.skip(c.Totals) // a Reset empties the windows: counts from before it are not sent
 	}
-	st, ok := m.run(setScript, int(c.To), manual)
+	st, ok := m.run(setScript, int(c.To))
 	if !ok {
-		if c.Manual {
-			m.setPending(&c)
-		}
+		m.setPending(&c, told)
 		return
 	}
 	m.proposedUpTo(told)
-	if c.Manual && st.state == c.To && m.local.State() == c.To {
+	if st.state == c.To && m.local.State() == c.To {
 		m.applyMu.Lock()
-		m.advance(st.epoch)
+		m.advance(st.epoch, true)
 		m.applyMu.Unlock()
 		return
 	}
-	m.adopt(st, false)
+	m.adopt(st, false, true)
 }
 
 // run runs script with the member's keys and the common arguments before
-// extra, and returns the fleet's state, or false if Redis failed.
+// extra, on the Store's goroutine, and returns the fleet's state, or false
+// if Redis failed it.
 func (m *member) run(script *redis.Script, extra ...any) (fleetState, bool) {
 	ctx, cancel := m.s.timeout()
 	defer cancel()
-	st, err := parse(script.Run(ctx, m.s.rdb, m.keys, m.args(extra...)...))
-	if err != nil {
-		m.s.failed(err)
-		return fleetState{}, false
-	}
-	return st, true
+	st, err := m.parse(script.Run(ctx, m.s.rdb, m.keys, m.args(extra...)...))
+	m.linked(err)
+	return st, err == nil
 }
 
-func (m *member) setPending(c *breaker.Change) {
+func (m *member) setPending(c *breaker.Change, told uint64) {
 	m.mu.Lock()
-	m.pending = c
+	if told >= m.pendingTold {
+		m.pending, m.pendingTold = c, told
+	}
 	m.mu.Unlock()
 }
 
-// rejoin tells the fleet what the breaker did while detached: its last
-// manual change, or else a trip it made alone.
-func (m *member) rejoin() {
+// proposePending proposes the manual change not proposed yet, if any, and
+// reports whether there was one. (A trip the breaker made alone is only
+// counts, which the syncs push.)
+func (m *member) proposePending() bool {
 	m.mu.Lock()
-	p := m.pending
+	p, told := m.pending, m.pendingTold
 	m.pending = nil
 	m.mu.Unlock()
-	m.mu.Lock()
-	told := m.told
-	m.mu.Unlock()
-	switch {
-	case p != nil:
-		m.propose(*p, told)
-	case m.local.State() == breaker.StateOpen:
-		m.propose(breaker.Change{From: breaker.StateClosed, To: breaker.StateOpen}, told)
+	if p == nil {
+		return false
 	}
+	m.propose(*p, told)
+	return true
 }
 
 // args returns the scripts' common arguments followed by extra.
@@ -243,36 +304,147 @@ func (m *member) args(extra ...any) []any {
 		ceilMS(m.cfg.OpenTimeout),
 		ceilMS(m.cfg.MaxOpenTimeout),
 		ceilMS(m.s.opts.TrialTimeout),
+		m.layout,
 	}, extra...)
 }
 
-// syncArgs returns the sync script's arguments: the counts since the last
-// sync, or none with drop.
-func (m *member) syncArgs(drop bool) []any {
+// take returns the counts to push: those kept while cut off, and those
+// made since the last push. With none of either, it returns one empty
+// push, which reads the fleet's state.
+func (m *member) take() []push {
 	now := m.local.Counts()
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	d := breaker.Totals{
 		Calls:     now.Calls - min(m.base.Calls, now.Calls),
 		Failures:  now.Failures - min(m.base.Failures, now.Failures),
 		SlowCalls: now.SlowCalls - min(m.base.SlowCalls, now.SlowCalls),
 	}
 	m.base = now
-	m.mu.Unlock()
-	if drop {
-		d = breaker.Totals{}
+	out := m.kept
+	m.kept = nil
+	if d.Calls > 0 || len(out) == 0 {
+		out = append(out, push{at: time.Now(), t: d})
 	}
+	return out
+}
+
+// keep takes back pushes that did not reach Redis, to push later with
+// their age. Those older than the window are dropped, and the rest merged
+// into at most maxKept.
+func (m *member) keep(ps []push) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	width := max(m.cfg.BucketDuration, m.cfg.WindowDuration/maxKept, time.Millisecond)
+	all := append(m.kept, ps...)
+	m.kept = m.kept[:0:0]
+	for _, p := range all {
+		if p.t.Calls == 0 || time.Since(p.at) > m.cfg.WindowDuration {
+			continue
+		}
+		if n := len(m.kept); n > 0 && p.at.Sub(m.kept[n-1].at) < width {
+			last := &m.kept[n-1]
+			last.t.Calls += p.t.Calls
+			last.t.Failures += p.t.Failures
+			last.t.SlowCalls += p.t.SlowCalls
+			continue
+		}
+		m.kept = append(m.kept, p)
+	}
+	if n := len(m.kept); n > maxKept {
+		m.kept = m.kept[n-maxKept:]
+	}
+}
+
+// syncArgs returns the sync script's arguments for p.
+func (m *member) syncArgs(p push) []any {
 	slowRate := 0.0
 	if m.cfg.SlowCallDuration > 0 {
 		slowRate = m.cfg.SlowCallRateThreshold
 	}
-	return m.args(d.Calls, d.Failures, d.SlowCalls,
+	return m.args(p.t.Calls, p.t.Failures, p.t.SlowCalls,
 		max(ceilMS(m.cfg.BucketDuration), 1), max(ceilMS(m.cfg.WindowDuration), 1),
-		m.cfg.MinimumCalls, m.cfg.FailureRateThreshold, slowRate)
+		m.cfg.MinimumCalls, m.cfg.FailureRateThreshold, slowRate,
+		max(time.Since(p.at).Milliseconds(), 0))
 }
 
 // ceilMS is d in whole milliseconds, rounded up.
 func ceilMS(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// layoutOf returns the fleet's record of cfg's window: every breaker of a
+// fleet must have the same.
+func layoutOf(cfg breaker.Config) string {
+	size := 0
+	if cfg.Window == breaker.CountWindow {
+		size = cfg.WindowSize
+	}
+	return fmt.Sprintf("%s/%d/%d/%d", cfg.Window, size, ceilMS(cfg.WindowDuration), ceilMS(cfg.BucketDuration))
+}
+
+// describeLayout puts a layout in words, for an error.
+func describeLayout(l string) string {
+	f := strings.Split(l, "/")
+	if len(f) != 4 {
+		return fmt.Sprintf("window %q", l)
+	}
+	ms := func(s string) string {
+		var n int64
+		fmt.Sscan(s, &n)
+		return (time.Duration(n) * time.Millisecond).String()
+	}
+	if f[0] == breaker.CountWindow.String() {
+		return fmt.Sprintf("a CountWindow of %s calls (fleet window %s in %s buckets)", f[1], ms(f[2]), ms(f[3]))
+	}
+	return fmt.Sprintf("a %s of %s in %s buckets", f[0], ms(f[2]), ms(f[3]))
+}
+
+// ErrConfigMismatch matches (errors.Is) the error of a breaker whose
+// window is another than its fleet's.
+var ErrConfigMismatch = errors.New("redisstate: window config differs from the fleet's")
+
+// ConfigMismatchError is the error of a breaker joining a fleet whose
+// window is another than its own: New returns it when the Store can tell
+// at once, and otherwise the breaker's listeners hear it with
+// EventDetached, and it acts alone, keeping its counts.
+type ConfigMismatchError struct {
+	Name          string
+	Fleet, Config string // the two windows, in words
+}
+
+func (e *ConfigMismatchError) Error() string {
+	return fmt.Sprintf("redisstate: breaker %q has %s, its fleet %s: the breakers of a fleet share one window (give the new config a new name, or Forget the fleet's keys)",
+		e.Name, e.Config, e.Fleet)
+}
+
+// Unwrap returns ErrConfigMismatch.
+func (e *ConfigMismatchError) Unwrap() error { return ErrConfigMismatch }
+
+// parse reads a script's reply and checks it: an error reply, a reply of
+// another shape, or figures out of range are errors, so that what Redis
+// holds never puts the breaker in a state that is none.
+func (m *member) parse(cmd *redis.Cmd) (fleetState, error) {
+	v, err := cmd.Int64Slice()
+	if err != nil {
+		if redis.HasErrorPrefix(err, "BREAKERCONFIG ") {
+			fleet := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "ERR "), "BREAKERCONFIG ")
+			return fleetState{}, &ConfigMismatchError{Name: m.name, Fleet: describeLayout(fleet), Config: describeLayout(m.layout)}
+		}
+		return fleetState{}, err
+	}
+	if len(v) != 4 {
+		return fleetState{}, fmt.Errorf("redisstate: unexpected script reply %v", v)
+	}
+	st := fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond, extra: v[3]}
+	switch {
+	case st.epoch <= 0, v[1] < 0 || st.state > breaker.StateDisabled, v[2] < 0 || v[2] > maxRemaining.Milliseconds(), v[3] < 0:
+		return fleetState{}, fmt.Errorf("redisstate: script reply %v out of range", v)
+	}
+	return st, nil
+}
+
+// maxRemaining bounds the open time a reply may give.
+const maxRemaining = 365 * 24 * time.Hour
 
 var _ breaker.Peer = (*member)(nil)

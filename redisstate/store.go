@@ -89,6 +89,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	members map[string][]*member // by channel
+
+	rounds atomic.Int64 // sync rounds done, for the tests
 }
 
 const (
@@ -180,14 +182,29 @@ func (s *Store) Close() error {
 }
 
 // Join links a breaker to the others of its name; it makes Store a
-// breaker.SharedState. It does not wait for Redis: the breaker follows the
-// fleet from the Store's first sync on.
+// breaker.SharedState. It checks, waiting at most CommandTimeout, that the
+// breaker's window is the fleet's: if not, it returns a
+// *ConfigMismatchError, which New returns. It does not wait for Redis
+// otherwise: when Redis does not answer, the breaker follows the fleet
+// from the Store's first sync that reaches it.
 func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (breaker.Peer, error) {
 	tag := keyTag(s.opts.Prefix, name)
 	m := &member{
-		s: s, cfg: cfg, local: local,
+		s: s, name: name, cfg: cfg, local: local,
 		keys:    []string{tag + "state", tag + "window"},
 		channel: tag + "events",
+		layout:  layoutOf(cfg),
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if s.link.Load() != detached {
+		ctx, cancel := s.timeout()
+		_, err := m.parse(joinScript.Run(ctx, s.rdb, m.keys, m.args()...))
+		cancel()
+		if mismatch := (*ConfigMismatchError)(nil); errors.As(err, &mismatch) {
+			return nil, mismatch
+		}
 	}
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -205,6 +222,18 @@ func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (bre
 	}
 	s.enqueue(report{m: m, kind: joined})
 	return m, nil
+}
+
+// Forget deletes the fleet's keys of the breaker named name: its state and
+// window start again at the next sync of any breaker of that name, with
+// that breaker's window. Use it to give a fleet a new window once every
+// breaker of the old one is gone.
+func (s *Store) Forget(ctx context.Context, name string) error {
+	tag := keyTag(s.opts.Prefix, name)
+	if err := s.rdb.Del(ctx, tag+"state", tag+"window").Err(); err != nil {
+		return err
+	}
+	return s.rdb.Publish(ctx, tag+"events", "0 0 0").Err() // members read again
 }
 
 // keyTag returns the start of the keys and the channel of the breaker
@@ -229,18 +258,9 @@ func (s *Store) all() []*member {
 	return out
 }
 
-func (s *Store) attached() bool { return s.link.Load() == attached && !s.closed.Load() }
-
 // timeout returns a context bounded by CommandTimeout.
 func (s *Store) timeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.opts.CommandTimeout)
-}
-
-// failed records that Redis could not be reached.
-func (s *Store) failed(err error) {
-	if s.link.Swap(detached) != detached {
-		s.enqueue(report{kind: lost, err: err})
-	}
 }
 
 // enqueue hands r to the Store's goroutine, never blocking: with the queue
@@ -261,7 +281,8 @@ const (
 	changed                    // a member's own change
 	trial                      // a member's trial call ended
 	observed                   // the fleet's state, as seen by a Permit
-	lost                       // Redis could not be reached
+	failed                     // a Permit's command failed
+	hinted                     // the fleet published a change: read it
 )
 
 type report struct {
@@ -294,109 +315,177 @@ func (s *Store) loop() {
 }
 
 func (s *Store) handle(r report) {
-	if r.m != nil && r.m.left.Load() {
+	m := r.m
+	if m.left.Load() {
 		return // the breaker left the fleet
 	}
 	switch r.kind {
-	case lost:
-		for _, m := range s.all() {
-			m.local.Notify(breaker.EventDetached, r.err)
-		}
 	case joined:
 		if s.link.Load() != detached {
-			s.sync([]*member{r.m}, false, true)
+			s.sync([]*member{m})
 		}
+	case hinted:
+		m.hinted.Store(false)
+		s.sync([]*member{m})
 	case observed:
-		r.m.adopt(r.fleet, false)
+		m.adopt(r.fleet, false, false)
+	case failed:
+		m.linked(r.err)
 	case changed:
-		if !s.attached() {
-			r.m.proposedUpTo(r.told)
-			if r.change.Manual {
-				r.m.setPending(&r.change)
+		switch {
+		case !r.change.Manual:
+			// A trip is the breaker's own: it protects itself, and its
+			// counts, pushed now, let the fleet's window decide for all.
+			m.proposedUpTo(r.told)
+			if m.attached() {
+				s.sync([]*member{m})
 			}
-			return
+		case m.attached():
+			m.propose(r.change, r.told)
+		default:
+			m.setPending(&r.change, r.told)
 		}
-		r.m.propose(r.change, r.told)
 	case trial:
-		if !s.attached() {
+		if !m.attached() {
 			return
 		}
-		if st, ok := r.m.run(trialScript, r.epoch, r.trial, r.m.cfg.SuccessThreshold); ok {
-			r.m.adopt(st, false)
+		if st, ok := m.run(trialScript, r.epoch, r.trial, m.cfg.SuccessThreshold); ok {
+			m.adopt(st, false, true)
 		}
 	}
 }
 
-// syncAll pushes every member's counts and reads the fleet's states back,
-// in one round trip. A detached Store first checks that Redis is back.
+// syncChunk is how many members one pipeline syncs, each pipeline bounded
+// by CommandTimeout: a Store of many breakers sends several.
+const syncChunk = 256
+
+// syncAll pushes every member's counts and reads the fleet's states back.
+// When the last round found Redis out of reach, it first checks that Redis
+// is back, and meanwhile keeps the counts.
 func (s *Store) syncAll() {
 	ms := s.all()
 	if len(ms) == 0 {
 		return
 	}
-	rejoin := false
 	if s.link.Load() == detached {
 		ctx, cancel := s.timeout()
 		err := s.rdb.Ping(ctx).Err()
 		cancel()
 		if err != nil {
+			for _, m := range ms {
+				m.keep(m.take())
+			}
 			return
 		}
-		s.link.Store(attached)
-		rejoin = true
-		for _, m := range ms {
-			m.local.Notify(breaker.EventAttached, nil)
-			m.rejoin()
-		}
 	}
-	s.sync(ms, rejoin, rejoin)
+	s.sync(ms)
+	s.rounds.Add(1)
 }
 
-// sync runs the sync script for ms in one pipeline. drop leaves out the
-// counts since the last sync (made while detached: they stay local). first
-// says that the members are joining or rejoining the fleet.
-func (s *Store) sync(ms []*member, drop, first bool) {
-	args := make([][]any, len(ms))
-	for i, m := range ms {
-		args[i] = m.syncArgs(drop)
+// sync pushes the counts of ms and reads their fleets' states, a chunk of
+// members per pipeline. Each member's commands stand alone: one that fails
+// (a key of the wrong type, a window config of another, a cluster node
+// down) cuts that member off, and only that one. A chunk that reaches no
+// Redis at all ends the round: the rest keep their counts.
+func (s *Store) sync(ms []*member) {
+	for i := 0; i < len(ms); i += syncChunk {
+		if end := min(i+syncChunk, len(ms)); !s.syncChunk(ms[i:end]) {
+			for _, m := range ms[end:] {
+				m.keep(m.take())
+			}
+			s.link.Store(detached)
+			return
+		}
 	}
-	for attempt := 0; ; attempt++ {
+	s.link.Store(attached)
+}
+
+// job is one member's part of a sync: its pushes, and their commands.
+type job struct {
+	m      *member
+	pushes []push
+	cmds   []*redis.Cmd
+}
+
+// syncChunk syncs ms in one pipeline, and reports whether Redis answered
+// any of it.
+func (s *Store) syncChunk(ms []*member) bool {
+	jobs := make([]*job, len(ms))
+	for i, m := range ms {
+		jobs[i] = &job{m: m, pushes: m.take()}
+	}
+	todo := jobs
+	for attempt := 0; len(todo) > 0; attempt++ {
 		ctx, cancel := s.timeout()
-		cmds := make([]*redis.Cmd, len(ms))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, m := range ms {
-				cmds[i] = syncScript.EvalSha(ctx, p, m.keys, args[i]...)
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, j := range todo {
+				j.cmds = j.cmds[:0]
+				for _, pu := range j.pushes {
+					j.cmds = append(j.cmds, syncScript.EvalSha(ctx, p, j.m.keys, j.m.syncArgs(pu)...))
+				}
 			}
 			return nil
 		})
-		if noScript(err) && attempt < 3 {
-			// Redis lost its scripts (a restart, SCRIPT FLUSH): load, retry.
-			err = syncScript.Load(ctx, s.rdb).Err()
-		} else if err == nil {
-			if s.link.Swap(attached) == unknown {
-				first = true
+		cancel()
+		var again []*job
+		for _, j := range todo {
+			if noScript(j.cmds[0].Err()) && attempt < 3 {
+				again = append(again, j)
 			}
-			for i, m := range ms {
-				if st, err := parse(cmds[i]); err == nil {
-					m.adopt(st, first)
-				}
-			}
-			cancel()
-			return
 		}
+		if len(again) == 0 {
+			break
+		}
+		// Redis lost its scripts (a restart, SCRIPT FLUSH): load, retry.
+		ctx, cancel = s.timeout()
+		err := syncScript.Load(ctx, s.rdb).Err()
 		cancel()
 		if err != nil {
-			s.failed(err)
-			return
+			break
+		}
+		todo = again
+	}
+	reached := false
+	for _, j := range jobs {
+		m := j.m
+		var st fleetState
+		var err error
+		for i, c := range j.cmds {
+			if st, err = m.parse(c); err != nil {
+				m.keep(j.pushes[i:]) // pushed in order: the rest did not count
+				break
+			}
+		}
+		var rerr redis.Error
+		if first := j.cmds[0].Err(); first == nil || errors.As(first, &rerr) {
+			reached = true // Redis answered, if only with an error of its own
+		}
+		if m.left.Load() {
+			continue
+		}
+		back := m.linked(err)
+		if err != nil {
+			continue
+		}
+		m.mu.Lock()
+		first := !m.synced || back
+		m.synced = true
+		m.mu.Unlock()
+		if !m.proposePending() {
+			m.adopt(st, first, true)
 		}
 	}
+	return reached
 }
 
 func noScript(err error) bool {
 	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
-// listen applies the changes published by any member of the fleet.
+// listen hears the changes published by any member of the fleet, and has
+// the Store read each changed breaker's state: a message is a hint, never
+// the state itself, so that a message forged or garbled by anything that
+// can publish is harmless.
 func (s *Store) listen(ch <-chan *redis.Message) {
 	defer s.wg.Done()
 	for {
@@ -407,51 +496,22 @@ func (s *Store) listen(ch <-chan *redis.Message) {
 			if !ok {
 				return
 			}
-			st, err := parseMessage(msg.Payload)
-			if err != nil {
-				continue
-			}
 			s.mu.Lock()
 			ms := append([]*member(nil), s.members[msg.Channel]...)
 			s.mu.Unlock()
 			for _, m := range ms {
-				m.adopt(st, false)
+				if m.hinted.CompareAndSwap(false, true) && !s.enqueue(report{m: m, kind: hinted}) {
+					m.hinted.Store(false) // the next sync reads it anyway
+				}
 			}
 		}
 	}
 }
 
-// fleetState is the fleet's state as a script or a message gives it.
+// fleetState is the fleet's state as a script gives it.
 type fleetState struct {
 	epoch     int64
 	state     breaker.State
 	remaining time.Duration
 	extra     int64
-}
-
-func parse(cmd *redis.Cmd) (fleetState, error) {
-	v, err := cmd.Int64Slice()
-	if err != nil {
-		return fleetState{}, err
-	}
-	if len(v) != 4 {
-		return fleetState{}, fmt.Errorf("redisstate: unexpected script reply %v", v)
-	}
-	return fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond, extra: v[3]}, nil
-}
-
-func parseMessage(payload string) (fleetState, error) {
-	f := strings.Fields(payload)
-	if len(f) != 3 {
-		return fleetState{}, fmt.Errorf("redisstate: bad message %q", payload)
-	}
-	var v [3]int64
-	for i := range f {
-		n, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil {
-			return fleetState{}, fmt.Errorf("redisstate: bad message %q", payload)
-		}
-		v[i] = n
-	}
-	return fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond}, nil
 }

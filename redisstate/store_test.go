@@ -144,17 +144,33 @@ func windowCalls(t *testing.T, c *redis.Client, name string) int {
 	return n
 }
 
-func TestLocalTripSpreads(t *testing.T) {
+// TestOneSickInstanceDoesNotOpenTheFleet: every call of one instance
+// fails, the fleet's aggregate is healthy. The instance protects itself;
+// the fleet, judged over its aggregate, stays closed.
+func TestOneSickInstanceDoesNotOpenTheFleet(t *testing.T) {
 	r := startRedis(t)
 	cfg := fleetConfig
-	cfg.ConsecutiveFailures = 3
-	a := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
-	b := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
-	for range 3 {
-		a.call(errBoom) // trips a alone, before any sync
+	cfg.OpenTimeout = time.Hour
+	sick := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
+	well := newNode(t, "ledger", newStore(t, r.addr, redisstate.Options{}), cfg)
+	c := r.client()
+	for range 990 {
+		require.NoError(t, well.call(nil))
 	}
-	require.Equal(t, breaker.StateOpen, a.State())
-	b.w.waitState(t, breaker.StateOpen)
+	require.Eventually(t, func() bool { return windowCalls(t, c, "ledger") == 990 }, 5*time.Second, testSync)
+	key := redisstate.KeyTag("breaker", "ledger") + "state"
+	epoch := c.HGet(bg, key, "e").Val()
+
+	for range 10 {
+		sick.call(errBoom) // 8 failures trip it; the last 2 are refused
+	}
+	require.Equal(t, breaker.StateOpen, sick.State(), "the sick instance protects itself")
+	require.Eventually(t, func() bool { return windowCalls(t, c, "ledger") == 998 }, 5*time.Second, testSync, "its failures reach the fleet's window")
+	assert.Equal(t, "0", c.HGet(bg, key, "s").Val(), "8 failures in 998 calls: the fleet stays closed")
+	assert.Equal(t, epoch, c.HGet(bg, key, "e").Val(), "and nothing changed it")
+	assert.Equal(t, breaker.StateClosed, well.State())
+	assert.NoError(t, well.call(nil))
+	assert.Equal(t, breaker.StateOpen, sick.State(), "the closed fleet does not close the instance that opened alone")
 }
 
 // TestLaterLocalChangeWins trips a breaker and resets it at once, before
