@@ -127,3 +127,31 @@ func closeFleet(t *testing.T, n node) {
 		})
 	}
 }
+
+// TestRedisPausedCountsOnce: commands sent to a paused Redis time out, and
+// Redis runs them when it resumes. The counts they carried are pushed
+// again, and must count once.
+func TestRedisPausedCountsOnce(t *testing.T) {
+	r := startRedis(t)
+	c := r.client()
+	o := redisstate.Options{CommandTimeout: 50 * time.Millisecond}
+	s := newStore(t, r.addr, o)
+	a := newNode(t, "search", s, fleetConfig)
+	require.NoError(t, a.call(nil))
+	require.Eventually(t, func() bool { return windowCalls(t, c, "search") == 1 }, 5*time.Second, testSync)
+
+	r.pause()
+	t.Cleanup(r.resume)
+	for range 10 {
+		require.NoError(t, a.call(nil))
+	}
+	a.w.waitKind(t, breaker.EventDetached, 0) // a sync carrying them timed out
+	for range 10 {
+		require.NoError(t, a.call(nil))
+	}
+	r.resume()
+	a.w.waitKind(t, breaker.EventAttached, 0)
+	require.Eventually(t, func() bool { return windowCalls(t, c, "search") >= 21 }, 5*time.Second, testSync)
+	redisstate.SyncNow(s)
+	assert.Equal(t, 21, windowCalls(t, c, "search"), "every call counted once")
+}

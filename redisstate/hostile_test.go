@@ -3,6 +3,7 @@ package redisstate_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -131,12 +132,16 @@ func TestWindowGarbageIsDropped(t *testing.T) {
 	c := r.client()
 	win := redisstate.KeyTag("breaker", "cart") + "window"
 	now := time.Now().UnixMilli() / 1000 // 1 s buckets: fleetConfig's 10 s window
-	require.NoError(t, c.HSet(bg, win, "junk", "1", fmtBucket(now, "c"), "lots", fmtBucket(now, "f"), "-7", fmtBucket(now, "x"), "3").Err())
+	require.NoError(t, c.HSet(bg, win, "junk", "1", fmtBucket(now, "c"), "lots", fmtBucket(now, "f"), "-7", fmtBucket(now, "x"), "3",
+		"m:forged", "nonsense", "m:future", "1:"+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)).Err())
 	n := newNode(t, "cart", newStore(t, r.addr, redisstate.Options{}), fleetConfig)
 	for range 8 {
 		n.call(nil)
 	}
-	require.Eventually(t, func() bool { return c.HLen(bg, win).Val() == 1 && windowCalls(t, c, "cart") == 8 }, 5*time.Second, testSync)
+	require.Eventually(t, func() bool {
+		fields := c.HKeys(bg, win).Val()
+		return len(fields) == 2 && slices.Contains(fields, fmtBucket(now, "c")) && windowCalls(t, c, "cart") == 8
+	}, 5*time.Second, testSync, "the garbage is gone: a count of calls and the member's last push are left")
 	assert.Zero(t, n.w.countKind(breaker.EventDetached))
 	assert.Equal(t, breaker.StateClosed, n.State(), "no made-up failures")
 }
@@ -187,13 +192,15 @@ func TestMixedWindowFoundLater(t *testing.T) {
 	c := r.client()
 	other := fleetConfig
 	other.WindowDuration, other.BucketDuration = 20*time.Second, 2*time.Second
-	late := newNode(t, "orders", newStore(t, r.addr, redisstate.Options{}), other) // its keys
-	require.Eventually(t, func() bool { return c.Exists(bg, redisstate.KeyTag("breaker", "orders")+"state").Val() == 1 }, 5*time.Second, testSync)
+	lateStore := newStore(t, r.addr, redisstate.Options{SyncInterval: time.Hour}) // synced by hand
+	late := newNode(t, "orders", lateStore, other)                                // its keys
+	require.Equal(t, int64(1), c.Exists(bg, redisstate.KeyTag("breaker", "orders")+"state").Val())
 	// The fleet's keys go, and a breaker of the usual window makes them
 	// again: the late one finds at its next sync that they are not its own.
-	s := newStore(t, r.addr, redisstate.Options{})
-	require.NoError(t, s.Forget(bg, "orders"))
-	a := newNode(t, "orders", s, fleetConfig)
+	tag := redisstate.KeyTag("breaker", "orders")
+	require.NoError(t, c.Del(bg, tag+"state", tag+"window").Err()) // expired, or lost
+	a := newNode(t, "orders", newStore(t, r.addr, redisstate.Options{}), fleetConfig)
+	redisstate.SyncNow(lateStore)
 	late.w.waitKind(t, breaker.EventDetached, 0)
 	var why error
 	late.w.mu.Lock()
@@ -209,8 +216,11 @@ func TestMixedWindowFoundLater(t *testing.T) {
 		late.call(errBoom)
 		a.call(nil)
 	}
+	redisstate.SyncNow(lateStore)
 	require.Eventually(t, func() bool { return windowCalls(t, c, "orders") == 4 }, 5*time.Second, testSync)
-	assert.Equal(t, breaker.StateClosed, a.State(), "the late breaker's failures stay out of a window they do not fit")
+	redisstate.SyncNow(lateStore)
+	assert.Equal(t, 4, windowCalls(t, c, "orders"), "the late breaker's failures stay out of a window they do not fit")
+	assert.Equal(t, breaker.StateClosed, a.State())
 }
 
 func TestForgetStartsTheFleetAgain(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/seed18491788/breaker"
 )
 
@@ -24,17 +22,20 @@ type member struct {
 	keys    []string // the state hash and the window hash
 	channel string
 	layout  string // the window, as the fleet stores it
+	id      string // this member's, among the fleet's: its pushes count once
 
 	applyMu sync.Mutex  // one Apply at a time, in epoch order
 	left    atomic.Bool // the breaker left the fleet (Leave)
 	hinted  atomic.Bool // a published change waits for the Store to read it
 
-	mu     sync.Mutex
-	link   int32          // this member's own: unknown, attached or detached
-	synced bool           // it has synced once since it joined
-	base   breaker.Totals // the counts already pushed or kept, or left out
-	kept   []push         // counts made while cut off, oldest first
-	epoch  int64          // the fleet's last change this breaker follows
+	mu      sync.Mutex
+	link    int32          // this member's own: unknown, attached or detached
+	synced  bool           // it has synced once since it joined
+	base    breaker.Totals // the counts already pushed or kept, or left out
+	renewed time.Time      // when a sync last renewed the keys' TTL
+	seq     uint64         // the last push's
+	kept    []push         // counts made while cut off, oldest first
+	epoch   int64          // the fleet's last change this breaker follows
 	// trialEpoch is the epoch of the last permit granted.
 	trialEpoch int64
 	// pending is a ForceOpen, Disable or Reset not proposed yet (made
@@ -49,10 +50,15 @@ type member struct {
 	told, proposed uint64
 }
 
-// push is counts for the fleet's window, and when they were taken.
+// push is counts for the fleet's window, and when they were taken. Its
+// seq, one more for each push of the member, lets the fleet add it once:
+// a push whose command may have run though its answer was lost (sent) is
+// pushed again, and the fleet skips it if it has seen its seq.
 type push struct {
-	at time.Time
-	t  breaker.Totals
+	at   time.Time
+	t    breaker.Totals
+	seq  uint64
+	sent bool
 }
 
 // maxKept bounds the counts a member keeps while cut off: they are merged
@@ -141,7 +147,7 @@ func (m *member) Permit() bool {
 	}
 	ctx, cancel := s.timeout()
 	defer cancel()
-	st, err := m.parse(claimScript.Run(ctx, s.rdb, m.keys, m.args(m.cfg.HalfOpenMaxCalls)...))
+	st, err := m.run1(ctx, claimScript, m.cfg.HalfOpenMaxCalls)
 	if err != nil {
 		s.enqueue(report{m: m, kind: failed, err: err}) // Local must not be called from here
 		return true
@@ -265,12 +271,24 @@ func (m *member) propose(c breaker.Change, told uint64) {
 // run runs script with the member's keys and the common arguments before
 // extra, on the Store's goroutine, and returns the fleet's state, or false
 // if Redis failed it.
-func (m *member) run(script *redis.Script, extra ...any) (fleetState, bool) {
+func (m *member) run(script script, extra ...any) (fleetState, bool) {
 	ctx, cancel := m.s.timeout()
 	defer cancel()
-	st, err := m.parse(script.Run(ctx, m.s.rdb, m.keys, m.args(extra...)...))
+	st, err := m.run1(ctx, script, extra...)
 	m.linked(err)
 	return st, err == nil
+}
+
+// run1 runs script for the member alone and reads its answer.
+func (m *member) run1(ctx context.Context, script script, extra ...any) (fleetState, error) {
+	v, err := script.Run(ctx, m.s.rdb, m.keys, m.args(extra...)...).Slice()
+	if err != nil {
+		return fleetState{}, err
+	}
+	if len(v) != 1 {
+		return fleetState{}, fmt.Errorf("redisstate: %d answers to a script for one breaker", len(v))
+	}
+	return m.parse(v[0])
 }
 
 func (m *member) setPending(c *breaker.Change, told uint64) {
@@ -296,16 +314,40 @@ func (m *member) proposePending() bool {
 	return true
 }
 
-// args returns the scripts' common arguments followed by extra.
-func (m *member) args(extra ...any) []any {
-	return append([]any{
+// args returns the scripts' common arguments followed by extra, renewing
+// the keys' TTL.
+func (m *member) args(extra ...any) []any { return m.appendArgs(nil, true, extra...) }
+
+// appendArgs appends the scripts' common arguments and extra to args.
+func (m *member) appendArgs(args []any, renew bool, extra ...any) []any {
+	flag := 0
+	if renew {
+		flag = 1
+	}
+	return append(append(args,
 		m.channel,
 		m.s.opts.KeyTTL.Milliseconds(),
 		ceilMS(m.cfg.OpenTimeout),
 		ceilMS(m.cfg.MaxOpenTimeout),
 		ceilMS(m.s.opts.TrialTimeout),
 		m.layout,
-	}, extra...)
+		flag,
+	), extra...)
+}
+
+// renewDue reports whether the member's keys are due to have their TTL
+// renewed: a sync renews them once a quarter of KeyTTL, not every time.
+func (m *member) renewDue(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return now.Sub(m.renewed) >= m.s.opts.KeyTTL/4
+}
+
+// renewedAt records a sync that renewed the keys' TTL.
+func (m *member) renewedAt(t time.Time) {
+	m.mu.Lock()
+	m.renewed = t
+	m.mu.Unlock()
 }
 
 // take returns the counts to push: those kept while cut off, and those
@@ -324,29 +366,35 @@ func (m *member) take() []push {
 	out := m.kept
 	m.kept = nil
 	if d.Calls > 0 || len(out) == 0 {
-		out = append(out, push{at: time.Now(), t: d})
+		m.seq++
+		out = append(out, push{at: time.Now(), t: d, seq: m.seq})
 	}
 	return out
 }
 
 // keep takes back pushes that did not reach Redis, to push later with
-// their age. Those older than the window are dropped, and the rest merged
-// into at most maxKept.
-func (m *member) keep(ps []push) {
+// their age; sent tells that their command may have run. Those older than
+// the window are dropped, and the rest merged into at most maxKept, but
+// never a push that may have counted: the fleet may skip it, by its seq.
+func (m *member) keep(ps []push, sent bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	width := max(m.cfg.BucketDuration, m.cfg.WindowDuration/maxKept, time.Millisecond)
+	for i := range ps {
+		ps[i].sent = ps[i].sent || sent
+	}
 	all := append(m.kept, ps...)
 	m.kept = m.kept[:0:0]
 	for _, p := range all {
 		if p.t.Calls == 0 || time.Since(p.at) > m.cfg.WindowDuration {
 			continue
 		}
-		if n := len(m.kept); n > 0 && p.at.Sub(m.kept[n-1].at) < width {
+		if n := len(m.kept); n > 0 && !p.sent && !m.kept[n-1].sent && p.at.Sub(m.kept[n-1].at) < width {
 			last := &m.kept[n-1]
 			last.t.Calls += p.t.Calls
 			last.t.Failures += p.t.Failures
 			last.t.SlowCalls += p.t.SlowCalls
+			last.seq = max(last.seq, p.seq)
 			continue
 		}
 		m.kept = append(m.kept, p)
@@ -356,16 +404,16 @@ func (m *member) keep(ps []push) {
 	}
 }
 
-// syncArgs returns the sync script's arguments for p.
-func (m *member) syncArgs(p push) []any {
+// syncArgs appends the sync script's arguments for p to args.
+func (m *member) syncArgs(args []any, p push, renew bool) []any {
 	slowRate := 0.0
 	if m.cfg.SlowCallDuration > 0 {
 		slowRate = m.cfg.SlowCallRateThreshold
 	}
-	return m.args(p.t.Calls, p.t.Failures, p.t.SlowCalls,
+	return m.appendArgs(args, renew, p.t.Calls, p.t.Failures, p.t.SlowCalls,
 		max(ceilMS(m.cfg.BucketDuration), 1), max(ceilMS(m.cfg.WindowDuration), 1),
 		m.cfg.MinimumCalls, m.cfg.FailureRateThreshold, slowRate,
-		max(time.Since(p.at).Milliseconds(), 0))
+		max(time.Since(p.at).Milliseconds(), 0), m.id, p.seq)
 }
 
 // ceilMS is d in whole milliseconds, rounded up.
@@ -421,25 +469,35 @@ func (e *ConfigMismatchError) Error() string {
 // Unwrap returns ErrConfigMismatch.
 func (e *ConfigMismatchError) Unwrap() error { return ErrConfigMismatch }
 
-// parse reads a script's reply and checks it: an error reply, a reply of
-// another shape, or figures out of range are errors, so that what Redis
-// holds never puts the breaker in a state that is none.
-func (m *member) parse(cmd *redis.Cmd) (fleetState, error) {
-	v, err := cmd.Int64Slice()
-	if err != nil {
-		if redis.HasErrorPrefix(err, "BREAKERCONFIG ") {
-			fleet := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "ERR "), "BREAKERCONFIG ")
+// parse reads a script's answer for the member's entry and checks it: an
+// error, an answer of another shape, or figures out of range are errors,
+// so that what Redis holds never puts the breaker in a state that is none.
+func (m *member) parse(v any) (fleetState, error) {
+	var r [4]int64
+	switch v := v.(type) {
+	case string:
+		if fleet, ok := strings.CutPrefix(v, "BREAKERCONFIG "); ok {
 			return fleetState{}, &ConfigMismatchError{Name: m.name, Fleet: describeLayout(fleet), Config: describeLayout(m.layout)}
 		}
-		return fleetState{}, err
+		return fleetState{}, fmt.Errorf("redisstate: breaker %q: %s", m.name, v)
+	case []any:
+		if len(v) != len(r) {
+			return fleetState{}, fmt.Errorf("redisstate: unexpected script answer %v", v)
+		}
+		for i, x := range v {
+			n, ok := x.(int64)
+			if !ok {
+				return fleetState{}, fmt.Errorf("redisstate: unexpected script answer %v", v)
+			}
+			r[i] = n
+		}
+	default:
+		return fleetState{}, fmt.Errorf("redisstate: unexpected script answer %v", v)
 	}
-	if len(v) != 4 {
-		return fleetState{}, fmt.Errorf("redisstate: unexpected script reply %v", v)
-	}
-	st := fleetState{epoch: v[0], state: breaker.State(v[1]), remaining: time.Duration(v[2]) * time.Millisecond, extra: v[3]}
+	st := fleetState{epoch: r[0], state: breaker.State(r[1]), remaining: time.Duration(r[2]) * time.Millisecond, extra: r[3]}
 	switch {
-	case st.epoch <= 0, v[1] < 0 || st.state > breaker.StateDisabled, v[2] < 0 || v[2] > maxRemaining.Milliseconds(), v[3] < 0:
-		return fleetState{}, fmt.Errorf("redisstate: script reply %v out of range", v)
+	case st.epoch <= 0, r[1] < 0 || st.state > breaker.StateDisabled, r[2] < 0 || r[2] > maxRemaining.Milliseconds(), r[3] < 0:
+		return fleetState{}, fmt.Errorf("redisstate: script answer %v out of range", r)
 	}
 	return st, nil
 }

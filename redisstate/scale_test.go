@@ -55,7 +55,7 @@ func TestTenThousandNamesStayAttached(t *testing.T) {
 	// Every name's 3 calls reach Redis: look at a spread of them.
 	for i := 0; i < names; i += names / 50 {
 		name := "host-" + strconv.Itoa(i)
-		require.Eventually(t, func() bool { return windowCalls(t, c, name) == rounds }, 10*time.Second, 10*time.Millisecond, name)
+		require.Eventually(t, func() bool { return windowCalls(t, c, name) == rounds }, 10*time.Second, 10*time.Millisecond, "%s: %d calls, %d detached", name, windowCalls(t, c, name), detached.n.Load())
 	}
 	last := "host-" + strconv.Itoa(names-1)
 	require.Eventually(t, func() bool { return windowCalls(t, c, last) == rounds }, 10*time.Second, 10*time.Millisecond, last)

@@ -1,8 +1,12 @@
 package redisstate
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
 
-// The fleet's state lives in a hash, KEYS[1]:
+	"github.com/redis/go-redis/v9"
+)
+
+// The fleet's state of a breaker lives in a hash, st:
 //
 //	e  epoch: one more at every change, so members apply each change once;
 //	   it starts at the server's time in µs, so that a Redis that lost its
@@ -16,35 +20,38 @@ import "github.com/redis/go-redis/v9"
 //	w  the fleet's window, as layout gives it: set by the first member,
 //	   and every member must have the same
 //
-// Its window lives in another hash, KEYS[2], as fields "<bucket>:c",
+// Its window lives in another hash, win, as fields "<bucket>:c",
 // "<bucket>:f" and "<bucket>:s": calls, failures and slow calls, with
-// bucket = floor(time / bucket width). Every change is published on
-// ARGV[1] as "epoch state remaining-ms": members take it as a hint to read
-// the state, never as the state itself. Time is always the server's TIME.
+// bucket = floor(time / bucket width). Every change is published on the
+// channel, A[1], as "epoch state remaining-ms": members take it as a hint
+// to read the state, never as the state itself. Time is always the
+// server's TIME.
 //
 // Whatever else wrote the keys is checked: a state hash whose fields are
 // not what the scripts write starts again, closed, at a fresh epoch, and a
 // window field that is not a count is dropped.
 //
-// prelude is the start of every script. Its arguments: ARGV[1] the channel,
-// ARGV[2] the keys' TTL in ms, ARGV[3] the open wait in ms, ARGV[4] the
-// longest open wait in ms (0: no back-off), ARGV[5] the longest half-open
-// period in ms, ARGV[6] the member's window layout. Scripts return {epoch,
-// state, remaining ms, extra}, or the error "BREAKERCONFIG <layout>" when
-// the fleet's window is another than the member's.
+// Every script works on one or more breakers (entries): KEYS holds two
+// keys per entry, its state and its window, and ARGV a fixed number of
+// arguments per entry, A[1..n] to the entry's code. Each entry runs alone
+// (pcall): one whose keys hold something else (a wrong type) fails alone,
+// and the script answers for every entry, in order, with {epoch, state,
+// remaining ms, extra}, or with the error's text, such as "BREAKERCONFIG
+// <layout>" when the fleet's window is another than the member's. So a
+// Store syncs many breakers with one command, and one bad name cuts off
+// that name only. (In a Redis Cluster an entry's two keys share a slot, and
+// one command carries one breaker's entries.)
+//
+// prelude is the start of every entry's code. Its arguments: A[1] the
+// channel, A[2] the keys' TTL in ms, A[3] the open wait in ms, A[4] the
+// longest open wait in ms (0: no back-off), A[5] the longest half-open
+// period in ms, A[6] the member's window layout, A[7] "1" when the keys'
+// TTL is due to be renewed (a key made new gets it at once).
 const prelude = `
-local st, win = KEYS[1], KEYS[2]
-local chan, ttl, openms, maxopen, trialms, layout = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function count(v)
-  local n = tonumber(v)
-  if n == nil or n < 0 or n ~= math.floor(n) or n >= 2^53 then return nil end
-  return n
-end
+local chan, ttl, openms, maxopen, trialms, layout, refresh = A[1], tonumber(A[2]), tonumber(A[3]), tonumber(A[4]), tonumber(A[5]), A[6], A[7] == '1'
 local h = redis.call('HMGET', st, 'e', 's', 'u', 'r', 'p', 'k', 'w')
 if h[7] and h[7] ~= layout then
-  return redis.error_reply('BREAKERCONFIG ' .. h[7])
+  return 'BREAKERCONFIG ' .. h[7]
 end
 local e, s, u, r, p, k = count(h[1]), count(h[2]), count(h[3]), count(h[4]), count(h[5]), count(h[6])
 if e == nil or e == 0 or s == nil or s > 4 or u == nil or r == nil or p == nil or k == nil then
@@ -52,6 +59,7 @@ if e == nil or e == 0 or s == nil or s > 4 or u == nil or r == nil or p == nil o
   e, s, u, r, p, k = math.max(e or 0, now * 1000) + 1, 0, 0, 0, 0, 0
   redis.call('DEL', st)
   redis.call('HSET', st, 'e', string.format('%d', e), 's', 0, 'u', 0, 'r', 0, 'p', 0, 'k', 0, 'w', layout)
+  redis.call('PEXPIRE', st, ttl)
 elseif not h[7] then
   redis.call('HSET', st, 'w', layout)
 end
@@ -75,8 +83,10 @@ local function enter(to)
   redis.call('PUBLISH', chan, string.format('%d %d %d', e, s, remaining()))
 end
 local function done(extra)
-  redis.call('PEXPIRE', st, ttl)
-  redis.call('PEXPIRE', win, ttl)
+  if refresh then
+    redis.call('PEXPIRE', st, ttl)
+    redis.call('PEXPIRE', win, ttl)
+  end
   return {e, s, remaining(), extra or 0}
 end
 if s == 1 and now >= u then
@@ -93,40 +103,67 @@ end
 
 // joinScript checks a joining member's window against the fleet's, and
 // makes the fleet's keys if there are none.
-var joinScript = redis.NewScript(prelude + `
+var joinScript = newScript(7, `
 return done()
 `)
 
 // syncScript adds a member's counts to the window, drops expired buckets
-// and trips the fleet if the window says so. ARGV[7..9]: calls, failures,
-// slow calls; ARGV[10] bucket width in ms; ARGV[11] window in ms; ARGV[12]
-// minimum calls; ARGV[13] failure rate threshold; ARGV[14] slow call rate
-// threshold (0: off); ARGV[15] how long ago, in ms, the counts were made
+// and trips the fleet if the window says so. A[8..10]: calls, failures,
+// slow calls; A[11] bucket width in ms; A[12] window in ms; A[13]
+// minimum calls; A[14] failure rate threshold; A[15] slow call rate
+// threshold (0: off); A[16] how long ago, in ms, the counts were made
 // (counts kept while the member was cut off; older than the window, they
-// are left out). Extra: the calls in the window.
-var syncScript = redis.NewScript(prelude + `
-local calls, fails, slows = count(ARGV[7]) or 0, count(ARGV[8]) or 0, count(ARGV[9]) or 0
-local width, span, age = tonumber(ARGV[10]), tonumber(ARGV[11]), count(ARGV[15]) or 0
-local n, f, sl = 0, 0, 0
+// are left out); A[17] the member's id and A[18] the push's seq: the
+// window's field "m:<id>" holds "<seq>:<ms>", the last seq it added and
+// when, and a push of that seq or less, pushed again because its answer
+// was lost, is not added twice. Extra: the calls in the window, or 0 with no calls to add
+// (the window is not read).
+var syncScript = newScript(18, `
+local calls, fails, slows = count(A[8]) or 0, count(A[9]) or 0, count(A[10]) or 0
+if calls == 0 then
+  return done(0) -- nothing to add: no need to read the window
+end
+local width, span, age = tonumber(A[11]), tonumber(A[12]), count(A[16]) or 0
+local me, seq = 'm:' .. A[17], count(A[18]) or 0
+local n, f, sl, live, seen = 0, 0, 0, 0, 0
 local all = redis.call('HGETALL', win)
 for i = 1, #all, 2 do
-  local b, kind = string.match(all[i], '^(%d+):([cfs])$')
-  local v = count(all[i + 1])
-  if b == nil or v == nil or (tonumber(b) + 1) * width <= now - span then
-    redis.call('HDEL', win, all[i])
-  elseif kind == 'c' then n = n + v
-  elseif kind == 'f' then f = f + v
-  else sl = sl + v end
+  local field, v = all[i], all[i + 1]
+  local b, kind = string.match(field, '^(%d+):([cfs])$')
+  if b then
+    v = count(v)
+    if v == nil or (tonumber(b) + 1) * width <= now - span then
+      b = nil
+    else
+      live = live + 1
+      if kind == 'c' then n = n + v
+      elseif kind == 'f' then f = f + v
+      else sl = sl + v end
+    end
+  elseif string.sub(field, 1, 2) == 'm:' then
+    local q, at = string.match(v, '^(%d+):(%d+)$')
+    if q and count(q) and tonumber(at) > now - span and tonumber(at) <= now then
+      b = q
+      if field == me then seen = tonumber(q) end
+    end
+  end
+  if b == nil then
+    redis.call('HDEL', win, field)
+  end
 end
 local at = now - age
-if calls > 0 and (s == 0 or s == 4) and (math.floor(at / width) + 1) * width > now - span then
+if calls > 0 and seq > seen and (s == 0 or s == 4) and (math.floor(at / width) + 1) * width > now - span then
   local b = math.floor(at / width)
   redis.call('HINCRBY', win, b .. ':c', calls)
   if fails > 0 then redis.call('HINCRBY', win, b .. ':f', fails) end
   if slows > 0 then redis.call('HINCRBY', win, b .. ':s', slows) end
+  redis.call('HSET', win, me, string.format('%d:%d', seq, now))
+  if live == 0 and not refresh then
+    redis.call('PEXPIRE', win, ttl) -- a window made new
+  end
   n, f, sl = n + calls, f + fails, sl + slows
 end
-local minimum, fthr, sthr = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local minimum, fthr, sthr = tonumber(A[13]), tonumber(A[14]), tonumber(A[15])
 if s == 0 and n > 0 and n >= minimum and (f / n >= fthr or (sthr > 0 and sl / n >= sthr)) then
   r, u = 0, now + wait()
   enter(1)
@@ -134,13 +171,13 @@ end
 return done(n)
 `)
 
-// claimScript hands out a trial permit. ARGV[7]: HalfOpenMaxCalls. Extra:
+// claimScript hands out a trial permit. A[8]: HalfOpenMaxCalls. Extra:
 // 1 if granted. A closed or disabled fleet grants every call.
-var claimScript = redis.NewScript(prelude + `
+var claimScript = newScript(8, `
 local granted = 0
 if s == 0 or s == 4 then
   granted = 1
-elseif s == 2 and p < tonumber(ARGV[7]) then
+elseif s == 2 and p < tonumber(A[8]) then
   p = p + 1
   redis.call('HSET', st, 'p', p)
   granted = 1
@@ -148,12 +185,12 @@ end
 return done(granted)
 `)
 
-// trialScript records how a trial call ended. ARGV[7]: the epoch its permit
-// was granted in; ARGV[8]: s (success), f (failure or slow) or i
-// (ignored: the permit goes back); ARGV[9]: SuccessThreshold.
-var trialScript = redis.NewScript(prelude + `
-if s == 2 and e == tonumber(ARGV[7]) then
-  local o = ARGV[8]
+// trialScript records how a trial call ended. A[8]: the epoch its permit
+// was granted in; A[9]: s (success), f (failure or slow) or i
+// (ignored: the permit goes back); A[10]: SuccessThreshold.
+var trialScript = newScript(10, `
+if s == 2 and e == tonumber(A[8]) then
+  local o = A[9]
   if o == 'i' then
     if p > 0 then
       p = p - 1
@@ -165,9 +202,9 @@ if s == 2 and e == tonumber(ARGV[7]) then
     enter(1)
   else
     k = k + 1
-    if k >= tonumber(ARGV[9]) then
+    if k >= tonumber(A[10]) then
       r, u = 0, 0
-      redis.call('DEL', win)
+      clear(win)
       enter(0)
     else
       redis.call('HSET', st, 'k', k)
@@ -178,14 +215,14 @@ return done()
 `)
 
 // setScript records a member's ForceOpen, Disable or Reset, which always
-// apply: ARGV[7] the state. Reset also empties the window and forgets the
+// apply: A[8] the state. Reset also empties the window and forgets the
 // back-off. (A member's own trip is no proposal: it pushes its counts, and
 // the fleet's window decides.)
-var setScript = redis.NewScript(prelude + `
-local to = count(ARGV[7])
+var setScript = newScript(8, `
+local to = count(A[8])
 if to == 0 then
   r, u = 0, 0
-  redis.call('DEL', win)
+  clear(win)
 end
 if to == 0 or to == 3 or to == 4 then
   enter(to)
@@ -193,4 +230,48 @@ end
 return done()
 `)
 
-var scripts = []*redis.Script{joinScript, syncScript, claimScript, trialScript, setScript}
+var scripts = []script{joinScript, syncScript, claimScript, trialScript, setScript}
+
+// script is a Lua script over entries of n arguments each.
+type script struct {
+	*redis.Script
+	n int
+}
+
+// newScript makes the script that runs prelude and then body for each
+// entry, in a function of its own: its state key st, its window key win
+// and its arguments A. The server's time, now in ms, is read once.
+func newScript(n int, body string) script {
+	return script{n: n, Script: redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function count(v)
+  local n = tonumber(v)
+  if n == nil or n < 0 or n ~= math.floor(n) or n >= 2^53 then return nil end
+  return n
+end
+-- clear empties a window of its counts, and keeps what it knows of the
+-- members' pushes.
+local function clear(win)
+  local fields = redis.call('HKEYS', win)
+  for i = 1, #fields do
+    if string.sub(fields[i], 1, 2) ~= 'm:' then redis.call('HDEL', win, fields[i]) end
+  end
+end
+local function one(st, win, A)
+` + prelude + body + `
+end
+local n, out = ` + strconv.Itoa(n) + `, {}
+for i = 1, #KEYS / 2 do
+  local A = {}
+  for j = 1, n do A[j] = ARGV[(i - 1) * n + j] end
+  local ok, r = pcall(one, KEYS[2 * i - 1], KEYS[2 * i], A)
+  if not ok then
+    if type(r) == 'table' and r.err then r = r.err end
+    r = tostring(r)
+  end
+  out[i] = r
+end
+return out
+`)}
+}

@@ -1,26 +1,48 @@
 // Package redisstate shares breaker state across a fleet of instances
-// through Redis, so that every instance sees the same state, failures are
-// judged over the fleet's aggregate, and the fleet as a whole sends a
-// failing dependency at most HalfOpenMaxCalls trial calls per half-open
-// period. A Store is a breaker.SharedState:
+// through Redis (one server, Sentinel or a Redis Cluster), so that every
+// instance sees the same state, failures are judged over the fleet's
+// aggregate, and the fleet as a whole sends a failing dependency at most
+// HalfOpenMaxCalls trial calls per half-open period. A Store is a
+// breaker.SharedState:
 //
 //	store, err := redisstate.New(&redis.UniversalOptions{Addrs: []string{"redis:6379"}}, redisstate.Options{})
 //	defer store.Close()
 //	b, err := breaker.New[T]("payments", breaker.Config{Shared: store})
 //
 // Calls never wait for Redis on the closed and open paths: each breaker
-// counts locally, and every SyncInterval the store pushes the counts of all
-// its breakers, in one round trip, into a time-bucketed window in Redis,
-// where one Lua script adds them and judges the fleet's aggregate, by the
-// Redis server's clock. A trip, a close and every ForceOpen, Disable or
-// Reset is stored in Redis and published; instances follow at once, and
-// within one SyncInterval if a message is lost. Only a half-open trial call
-// asks Redis for a permit first, bounded by CommandTimeout.
+// counts locally, and every SyncInterval the store pushes the counts of
+// all its breakers into a time-bucketed window per name in Redis, where a
+// Lua script adds them and judges the fleet's aggregate, by the Redis
+// server's clock. One script carries a chunk of breakers (on a Cluster, a
+// pipeline of one script per breaker), so a Store syncs thousands of names
+// per round; a push counts once, even when its answer was lost and it is
+// pushed again.
 //
-// When Redis is down, slow or failing, every breaker acts alone with its
-// own window, its listeners hear EventDetached, and no call waits for Redis
-// longer than CommandTimeout; when Redis is back they hear EventAttached and
-// follow the fleet again. Keys carry a TTL, so abandoned breakers vanish.
+// The fleet opens when its window says so, and only then. A breaker whose
+// own calls fail may trip on its own window (or on ConsecutiveFailures or
+// a TripRule, which only it sees) and protect its instance, but that does
+// not open the fleet while the fleet's aggregate is under the threshold.
+// The fleet's trips, closes and every ForceOpen, Disable or Reset are
+// stored in Redis and published; a message is only a hint to read the
+// state again, so instances follow at once, and within one SyncInterval if
+// a message is lost. Only a half-open trial call asks Redis for a permit
+// first, bounded by CommandTimeout.
+//
+// The breakers of one name share one window: the first to join stores its
+// window type, size and bucket width, and New fails with a
+// ConfigMismatchError for a breaker that differs (Store.Forget starts a
+// name again).
+//
+// Everything read from Redis is checked: a state hash that is not what
+// the scripts write starts again, closed, a window field that is not a
+// count is dropped, and a reply out of range is an error. A command that
+// fails for one name (a key of the wrong type, a Cluster node down) cuts
+// off that name only. A breaker cut off acts alone with its own window,
+// its listeners hear EventDetached with the reason, and no call waits for
+// Redis longer than CommandTimeout; its counts are kept, and those still
+// inside the window reach the fleet when it is back (EventAttached). Keys
+// carry a TTL, so abandoned breakers vanish; Registry.Remove stops a
+// breaker's syncing.
 package redisstate
 
 import (
@@ -28,6 +50,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +79,10 @@ type Options struct {
 	// SyncInterval is how often local counts are pushed and the fleet's
 	// state read back. Default DefaultSyncInterval.
 	SyncInterval time.Duration
-	// CommandTimeout bounds every Redis command, and so the time a
-	// half-open trial call can wait for its permit. Default
+	// CommandTimeout bounds every Redis command a call can wait for (a
+	// half-open trial call's permit) and every other but the syncs: each
+	// chunk of a sync, which no call waits for, may take until the next is
+	// due, the longer of CommandTimeout and SyncInterval. Default
 	// DefaultCommandTimeout.
 	CommandTimeout time.Duration
 	// KeyTTL is how long a breaker's keys outlive its last sync. Default
@@ -136,15 +162,17 @@ func New(opts *redis.UniversalOptions, o Options) (*Store, error) {
 	ro := *opts
 	ro.ContextTimeoutEnabled = true
 	ro.MaxRetries = -1
-	bound := func(d *time.Duration) {
-		if *d <= 0 || *d > o.CommandTimeout {
-			*d = o.CommandTimeout
+	bound := func(d *time.Duration, limit time.Duration) {
+		if *d <= 0 || *d > limit {
+			*d = limit
 		}
 	}
-	bound(&ro.DialTimeout)
-	bound(&ro.ReadTimeout)
-	bound(&ro.WriteTimeout)
-	bound(&ro.PoolTimeout)
+	bound(&ro.DialTimeout, o.CommandTimeout)
+	bound(&ro.PoolTimeout, o.CommandTimeout)
+	// Reads and writes are bounded by each command's context too:
+	// CommandTimeout, or a sync's longer budget.
+	bound(&ro.ReadTimeout, o.syncTimeout())
+	bound(&ro.WriteTimeout, o.syncTimeout())
 
 	s := &Store{
 		rdb:     redis.NewUniversalClient(&ro),
@@ -194,13 +222,14 @@ func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (bre
 		keys:    []string{tag + "state", tag + "window"},
 		channel: tag + "events",
 		layout:  layoutOf(cfg),
+		id:      fmt.Sprintf("%016x", rand.Uint64()),
 	}
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	if s.link.Load() != detached {
 		ctx, cancel := s.timeout()
-		_, err := m.parse(joinScript.Run(ctx, s.rdb, m.keys, m.args()...))
+		_, err := m.run1(ctx, joinScript)
 		cancel()
 		if mismatch := (*ConfigMismatchError)(nil); errors.As(err, &mismatch) {
 			return nil, mismatch
@@ -262,6 +291,10 @@ func (s *Store) all() []*member {
 func (s *Store) timeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.opts.CommandTimeout)
 }
+
+// syncTimeout bounds a chunk of a sync: no call waits for it, and it may
+// take until the next round is due, but never less than CommandTimeout.
+func (o Options) syncTimeout() time.Duration { return max(o.CommandTimeout, o.SyncInterval) }
 
 // enqueue hands r to the Store's goroutine, never blocking: with the queue
 // full, r is dropped, as the next sync reconciles the state anyway.
@@ -355,9 +388,14 @@ func (s *Store) handle(r report) {
 	}
 }
 
-// syncChunk is how many members one pipeline syncs, each pipeline bounded
-// by CommandTimeout: a Store of many breakers sends several.
-const syncChunk = 256
+// syncChunk is how many members one command syncs (one pipeline, in a
+// Redis Cluster), each bounded by CommandTimeout: a Store of many breakers
+// sends several.
+const syncChunk = 64
+
+// syncInFlight is how many chunks a round has in flight at once: Redis
+// runs one while the Store makes and reads the others.
+const syncInFlight = 2
 
 // syncAll pushes every member's counts and reads the fleet's states back.
 // When the last round found Redis out of reach, it first checks that Redis
@@ -373,7 +411,7 @@ func (s *Store) syncAll() {
 		cancel()
 		if err != nil {
 			for _, m := range ms {
-				m.keep(m.take())
+				m.keep(m.take(), false)
 			}
 			return
 		}
@@ -383,57 +421,97 @@ func (s *Store) syncAll() {
 }
 
 // sync pushes the counts of ms and reads their fleets' states, a chunk of
-// members per pipeline. Each member's commands stand alone: one that fails
-// (a key of the wrong type, a window config of another, a cluster node
-// down) cuts that member off, and only that one. A chunk that reaches no
-// Redis at all ends the round: the rest keep their counts.
+// members at a time. Each member's entries stand alone: one that fails (a
+// key of the wrong type, a window config of another, a cluster node down)
+// cuts that member off, and only that one. A chunk that reaches no Redis
+// at all ends the round: the chunks not sent yet keep their counts.
 func (s *Store) sync(ms []*member) {
+	var (
+		wg   sync.WaitGroup
+		lost atomic.Bool
+		sem  = make(chan struct{}, syncInFlight)
+	)
 	for i := 0; i < len(ms); i += syncChunk {
-		if end := min(i+syncChunk, len(ms)); !s.syncChunk(ms[i:end]) {
-			for _, m := range ms[end:] {
-				m.keep(m.take())
+		chunk := ms[i:min(i+syncChunk, len(ms))]
+		sem <- struct{}{}
+		if lost.Load() {
+			<-sem
+			for _, m := range chunk {
+				m.keep(m.take(), false)
 			}
-			s.link.Store(detached)
-			return
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !s.syncChunk(chunk) {
+				lost.Store(true)
+			}
+			<-sem
+		}()
 	}
-	s.link.Store(attached)
+	wg.Wait()
+	if lost.Load() {
+		s.link.Store(detached)
+	} else {
+		s.link.Store(attached)
+	}
 }
 
-// job is one member's part of a sync: its pushes, and their commands.
+// job is one member's part of a sync: its pushes, the command that carries
+// them, and the answers for them.
 type job struct {
-	m      *member
-	pushes []push
-	cmds   []*redis.Cmd
+	m       *member
+	pushes  []push
+	renew   bool // the first entry renews the keys' TTL
+	keys    []string
+	args    []any
+	cmd     *redis.Cmd
+	answers []any
+	err     error // the command's own
 }
 
-// syncChunk syncs ms in one pipeline, and reports whether Redis answered
-// any of it.
+// syncChunk syncs ms, and reports whether Redis answered any of it. On one
+// server (or Sentinel) the chunk is one command, one script over all its
+// members' entries; in a Redis Cluster, whose scripts see keys of one slot
+// only, each member's entries are a command, all in one pipeline.
 func (s *Store) syncChunk(ms []*member) bool {
 	jobs := make([]*job, len(ms))
+	now := time.Now()
 	for i, m := range ms {
-		jobs[i] = &job{m: m, pushes: m.take()}
+		jobs[i] = &job{m: m, pushes: m.take(), renew: m.renewDue(now)}
 	}
-	todo := jobs
-	for attempt := 0; len(todo) > 0; attempt++ {
-		ctx, cancel := s.timeout()
-		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, j := range todo {
-				j.cmds = j.cmds[:0]
-				for _, pu := range j.pushes {
-					j.cmds = append(j.cmds, syncScript.EvalSha(ctx, p, j.m.keys, j.m.syncArgs(pu)...))
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	var keys []string // made before the clock starts
+	var args []any
+	for _, j := range jobs {
+		if cluster {
+			j.keys, j.args = j.entries(nil, nil)
+		} else {
+			keys, args = j.entries(keys, args)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.syncTimeout())
+		if cluster {
+			_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, j := range jobs {
+					j.cmd = syncScript.EvalSha(ctx, p, j.keys, j.args...)
 				}
-			}
-			return nil
-		})
-		cancel()
-		var again []*job
-		for _, j := range todo {
-			if noScript(j.cmds[0].Err()) && attempt < 3 {
-				again = append(again, j)
+				return nil
+			})
+		} else {
+			cmd := syncScript.EvalSha(ctx, s.rdb, keys, args...)
+			for _, j := range jobs {
+				j.cmd = cmd
 			}
 		}
-		if len(again) == 0 {
+		cancel()
+		lost := false
+		for _, j := range jobs {
+			lost = lost || noScript(j.cmd.Err())
+		}
+		if !lost || attempt == 3 {
 			break
 		}
 		// Redis lost its scripts (a restart, SCRIPT FLUSH): load, retry.
@@ -443,22 +521,32 @@ func (s *Store) syncChunk(ms []*member) bool {
 		if err != nil {
 			break
 		}
-		todo = again
 	}
 	reached := false
+	at := 0 // the first answer of the job, in a command over the chunk
 	for _, j := range jobs {
 		m := j.m
-		var st fleetState
-		var err error
-		for i, c := range j.cmds {
-			if st, err = m.parse(c); err != nil {
-				m.keep(j.pushes[i:]) // pushed in order: the rest did not count
-				break
-			}
+		answers, err := j.cmd.Slice()
+		if !cluster {
+			answers, at = answers[min(at, len(answers)):], at+len(j.pushes)
 		}
 		var rerr redis.Error
-		if first := j.cmds[0].Err(); first == nil || errors.As(first, &rerr) {
+		if err == nil || errors.As(err, &rerr) {
 			reached = true // Redis answered, if only with an error of its own
+		}
+		var st fleetState
+		if err == nil && len(answers) < len(j.pushes) {
+			err = fmt.Errorf("redisstate: %d answers to a sync of %d", len(answers), len(j.pushes))
+		}
+		if err != nil {
+			m.keep(j.pushes, mayHaveRun(err))
+		} else {
+			for i := range j.pushes {
+				if st, err = m.parse(answers[i]); err != nil {
+					m.keep(j.pushes[i:], true)
+					break
+				}
+			}
 		}
 		if m.left.Load() {
 			continue
@@ -466,6 +554,9 @@ func (s *Store) syncChunk(ms []*member) bool {
 		back := m.linked(err)
 		if err != nil {
 			continue
+		}
+		if j.renew {
+			m.renewedAt(now)
 		}
 		m.mu.Lock()
 		first := !m.synced || back
@@ -476,6 +567,30 @@ func (s *Store) syncChunk(ms []*member) bool {
 		}
 	}
 	return reached
+}
+
+// entries appends the keys and arguments of j's entries, one per push.
+func (j *job) entries(keys []string, args []any) ([]string, []any) {
+	for i, p := range j.pushes {
+		keys = append(keys, j.m.keys...)
+		args = j.m.syncArgs(args, p, j.renew && i == 0)
+	}
+	return keys, args
+}
+
+// mayHaveRun reports whether a command that failed with err may have run
+// all the same: Redis answered no, or it was never sent, or else its
+// answer was lost (a timeout: a paused Redis runs it when it resumes).
+func mayHaveRun(err error) bool {
+	var rerr redis.Error
+	var nerr *net.OpError
+	switch {
+	case errors.As(err, &rerr):
+		return false
+	case errors.As(err, &nerr) && nerr.Op == "dial":
+		return false
+	}
+	return true
 }
 
 func noScript(err error) bool {
