@@ -125,7 +125,9 @@ if calls == 0 then
 end
 local width, span, age = tonumber(A[11]), tonumber(A[12]), count(A[16]) or 0
 local me, seq = 'm:' .. A[17], count(A[18]) or 0
-local n, f, sl, live, seen = 0, 0, 0, 0, 0
+local at = now - age
+local tb = math.floor(at / width) -- the bucket the counts go to
+local n, f, sl, live, seen, cur, gone = 0, 0, 0, 0, 0, {}, {}
 local all = redis.call('HGETALL', win)
 for i = 1, #all, 2 do
   local field, v = all[i], all[i + 1]
@@ -136,28 +138,31 @@ for i = 1, #all, 2 do
       b = nil
     else
       live = live + 1
+      if tonumber(b) == tb then cur[kind] = v end
       if kind == 'c' then n = n + v
       elseif kind == 'f' then f = f + v
       else sl = sl + v end
     end
   elseif string.sub(field, 1, 2) == 'm:' then
-    local q, at = string.match(v, '^(%d+):(%d+)$')
-    if q and count(q) and tonumber(at) > now - span and tonumber(at) <= now then
+    local q, t = string.match(v, '^(%d+):(%d+)$')
+    if q and count(q) and tonumber(t) > now - span and tonumber(t) <= now then
       b = q
       if field == me then seen = tonumber(q) end
     end
   end
-  if b == nil then
-    redis.call('HDEL', win, field)
-  end
+  if b == nil then gone[#gone + 1] = field end
 end
-local at = now - age
-if calls > 0 and seq > seen and (s == 0 or s == 4) and (math.floor(at / width) + 1) * width > now - span then
-  local b = math.floor(at / width)
-  redis.call('HINCRBY', win, b .. ':c', calls)
-  if fails > 0 then redis.call('HINCRBY', win, b .. ':f', fails) end
-  if slows > 0 then redis.call('HINCRBY', win, b .. ':s', slows) end
-  redis.call('HSET', win, me, string.format('%d:%d', seq, now))
+if #gone > 0 then redis.call('HDEL', win, unpack(gone)) end
+if seq > seen and (s == 0 or s == 4) and (tb + 1) * width > now - span then
+  -- one write: the bucket's new counts, and this push's seq
+  local w = {tb .. ':c', string.format('%d', (cur.c or 0) + calls), me, string.format('%d:%d', seq, now)}
+  if fails > 0 then
+    w[#w + 1], w[#w + 2] = tb .. ':f', string.format('%d', (cur.f or 0) + fails)
+  end
+  if slows > 0 then
+    w[#w + 1], w[#w + 2] = tb .. ':s', string.format('%d', (cur.s or 0) + slows)
+  end
+  redis.call('HSET', win, unpack(w))
   if live == 0 and not refresh then
     redis.call('PEXPIRE', win, ttl) -- a window made new
   end

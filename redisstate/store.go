@@ -162,6 +162,11 @@ func New(opts *redis.UniversalOptions, o Options) (*Store, error) {
 	ro := *opts
 	ro.ContextTimeoutEnabled = true
 	ro.MaxRetries = -1
+	// A cluster pipeline that retries or follows redirects fails every reply
+	// in it when one master is down, and a dead server refuses at once: one
+	// dial, no retries. (A name whose slot moved misses one round.)
+	ro.MaxRedirects = -1
+	ro.DialerRetries = 1
 	bound := func(d *time.Duration, limit time.Duration) {
 		if *d <= 0 || *d > limit {
 			*d = limit
