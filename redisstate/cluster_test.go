@@ -695,3 +695,23 @@ func TestClusterResetWhileAnotherMasterIsDown(t *testing.T) {
 	assert.Empty(t, a.detachments(), "a master down cuts off only its own names")
 	assert.Empty(t, b.detachments(), "a master down cuts off only its own names")
 }
+
+// TestClusterScriptsLostWhileAnotherMasterIsDown: one master lost its
+// scripts (SCRIPT FLUSH, as after a restart) while another is down: its
+// names go on syncing, for the scripts are loaded where they run.
+func TestClusterScriptsLostWhileAnotherMasterIsDown(t *testing.T) {
+	c := startCluster(t)
+	flushed, dead := c.nodes[0], c.nodes[1]
+	s := newClusterStore(t, c, redisstate.Options{})
+	name := namesOn(t, c, flushed, "flushed-", 1)[0]
+	nd := newNode(t, name, s, clusterConfig)
+	require.NoError(t, nd.call(nil))
+	rc := c.rc
+	require.Eventually(t, windowHolds(t, rc, name, 1, 0), 10*time.Second, testSync)
+
+	c.killMaster(t, dead)
+	require.NoError(t, flushed.client(t).ScriptFlush(bg).Err())
+	require.NoError(t, nd.call(nil))
+	assert.Eventually(t, windowHolds(t, rc, name, 2, 0), 3*time.Second, testSync, "its count reaches its own, live master")
+	assert.Empty(t, nd.detachments(), "a master down cuts off only its own names")
+}

@@ -17,6 +17,9 @@ func KeyTag(prefix, name string) string { return keyTag(prefix, name) }
 // Rounds returns how many syncs s has done that reached Redis.
 func Rounds(s *Store) int64 { return s.rounds.Load() }
 
+// Chunks returns how many sync chunks s has begun.
+func Chunks(s *Store) int64 { return s.chunks.Load() }
+
 // SyncNow runs one sync round of s, as its goroutine does every
 // SyncInterval. Give s a long SyncInterval, so that the two do not race.
 func SyncNow(s *Store) { s.syncAll() }
@@ -30,4 +33,17 @@ func Detached(s *Store) int {
 		}
 	}
 	return n
+}
+
+// Synced reports whether every breaker of s has synced once.
+func Synced(s *Store) bool {
+	for _, m := range s.all() {
+		m.mu.Lock()
+		ok := m.synced
+		m.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

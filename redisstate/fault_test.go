@@ -155,3 +155,30 @@ func TestRedisPausedCountsOnce(t *testing.T) {
 	redisstate.SyncNow(s)
 	assert.Equal(t, 21, windowCalls(t, c, "search"), "every call counted once")
 }
+
+// TestCloseWithASyncInFlight: Close does not wait for a sync chunk blocked
+// on a Redis that does not answer, whose deadline is a SyncInterval away.
+func TestCloseWithASyncInFlight(t *testing.T) {
+	r := startRedis(t)
+	s, err := redisstate.New(redisOptions(r.addr), redisstate.Options{SyncInterval: time.Hour}) // rounds by hand
+	require.NoError(t, err)
+	n := newNode(t, "slow", s, fleetConfig)
+	require.NoError(t, n.call(nil))
+	r.pause()
+	t.Cleanup(r.resume)
+	before := redisstate.Chunks(s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		redisstate.SyncNow(s)
+	}()
+	require.Eventually(t, func() bool { return redisstate.Chunks(s) > before }, 5*time.Second, time.Millisecond)
+	start := time.Now()
+	require.NoError(t, s.Close())
+	assert.Less(t, time.Since(start), time.Second, "Close waits for no chunk in flight")
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the round in flight never ended")
+	}
+}

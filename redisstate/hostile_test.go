@@ -239,3 +239,47 @@ func TestForgetStartsTheFleetAgain(t *testing.T) {
 	_, err := breaker.New[int]("ledger", breaker.Config{WindowSize: 3, Shared: s})
 	assert.True(t, errors.Is(err, redisstate.ErrConfigMismatch), "the new keys hold the window of the breaker that made them")
 }
+
+// TestThousandsOfGarbageFieldsAreDropped: a window with more fields to drop
+// than a Lua unpack takes (some 8000) is cleaned all the same, and its name
+// stays attached.
+func TestThousandsOfGarbageFieldsAreDropped(t *testing.T) {
+	r := startRedis(t)
+	c := r.client()
+	win := redisstate.KeyTag("breaker", "cart") + "window"
+	junk := make([]any, 0, 2*9000)
+	for i := range 9000 {
+		junk = append(junk, "m:gone"+strconv.Itoa(i), "1:1") // members long gone
+	}
+	require.NoError(t, c.HSet(bg, win, junk...).Err())
+	n := newNode(t, "cart", newStore(t, r.addr, redisstate.Options{}), fleetConfig)
+	for range 8 {
+		n.call(nil)
+	}
+	require.Eventually(t, func() bool { return windowCalls(t, c, "cart") == 8 }, 5*time.Second, testSync, "calls reach the window")
+	assert.Zero(t, n.w.countKind(breaker.EventDetached))
+	assert.Less(t, c.HLen(bg, win).Val(), int64(10), "the garbage is dropped")
+}
+
+// TestCountsKeptWhileOneNameIsCutOff: a name cut off by an error of its
+// own (a key of the wrong type) keeps the counts of every round it is cut
+// off, not only the last few, and they reach the fleet when it is back.
+func TestCountsKeptWhileOneNameIsCutOff(t *testing.T) {
+	r := startRedis(t)
+	c := r.client()
+	win := redisstate.KeyTag("breaker", "poisoned") + "window"
+	require.NoError(t, c.Set(bg, win, "not a hash", 0).Err())
+	s := newStore(t, r.addr, redisstate.Options{})
+	bad := newNode(t, "poisoned", s, fleetConfig)
+	const calls = 100
+	for range calls { // one call per sync round: more rounds than a member keeps pushes
+		before := redisstate.Rounds(s)
+		require.NoError(t, bad.call(nil))
+		require.Eventually(t, func() bool { return redisstate.Rounds(s) > before }, 5*time.Second, time.Millisecond)
+	}
+	bad.w.waitKind(t, breaker.EventDetached, 0)
+	require.NoError(t, c.Del(bg, win).Err())
+	bad.w.waitKind(t, breaker.EventAttached, 0)
+	require.Eventually(t, func() bool { return windowCalls(t, c, "poisoned") == calls }, 5*time.Second, testSync,
+		"window holds %d calls of %d", windowCalls(t, c, "poisoned"), calls)
+}

@@ -34,8 +34,12 @@ type member struct {
 	base    breaker.Totals // the counts already pushed or kept, or left out
 	renewed time.Time      // when a sync last renewed the keys' TTL
 	seq     uint64         // the last push's
-	kept    []push         // counts made while cut off, oldest first
-	epoch   int64          // the fleet's last change this breaker follows
+	taken   time.Time      // when the counts not pushed yet began
+	// takenEpoch is the latest fleet epoch the breaker followed when they
+	// began, or since (a change it follows starts them afresh).
+	takenEpoch int64
+	kept       []push // counts made while cut off, oldest first
+	epoch      int64  // the fleet's last change this breaker follows
 	// trialEpoch is the epoch of the last permit granted.
 	trialEpoch int64
 	// pending is a ForceOpen, Disable or Reset not proposed yet (made
@@ -50,15 +54,16 @@ type member struct {
 	told, proposed uint64
 }
 
-// push is counts for the fleet's window, and when they were taken. Its
+// push is counts for the fleet's window, and when they began. Its
 // seq, one more for each push of the member, lets the fleet add it once:
 // a push whose command may have run though its answer was lost (sent) is
 // pushed again, and the fleet skips it if it has seen its seq.
 type push struct {
-	at   time.Time
-	t    breaker.Totals
-	seq  uint64
-	sent bool
+	at    time.Time
+	t     breaker.Totals
+	seq   uint64
+	epoch int64 // the latest fleet epoch known when the counts began
+	sent  bool
 }
 
 // maxKept bounds the counts a member keeps while cut off: they are merged
@@ -242,6 +247,7 @@ func (m *member) advance(epoch int64, authoritative bool) bool {
 		return false
 	}
 	m.epoch = epoch
+	m.takenEpoch = max(m.takenEpoch, epoch) // the counts from now on know it
 	return true
 }
 
@@ -363,11 +369,13 @@ func (m *member) take() []push {
 		SlowCalls: now.SlowCalls - min(m.base.SlowCalls, now.SlowCalls),
 	}
 	m.base = now
+	begun, under := m.taken, m.takenEpoch
+	m.taken = time.Now()
 	out := m.kept
 	m.kept = nil
 	if d.Calls > 0 || len(out) == 0 {
 		m.seq++
-		out = append(out, push{at: time.Now(), t: d, seq: m.seq})
+		out = append(out, push{at: begun, t: d, seq: m.seq, epoch: under})
 	}
 	return out
 }
@@ -395,6 +403,7 @@ func (m *member) keep(ps []push, sent bool) {
 			last.t.Failures += p.t.Failures
 			last.t.SlowCalls += p.t.SlowCalls
 			last.seq = max(last.seq, p.seq)
+			last.epoch = min(last.epoch, p.epoch)
 			continue
 		}
 		m.kept = append(m.kept, p)
@@ -413,7 +422,7 @@ func (m *member) syncArgs(args []any, p push, renew bool) []any {
 	return m.appendArgs(args, renew, p.t.Calls, p.t.Failures, p.t.SlowCalls,
 		max(ceilMS(m.cfg.BucketDuration), 1), max(ceilMS(m.cfg.WindowDuration), 1),
 		m.cfg.MinimumCalls, m.cfg.FailureRateThreshold, slowRate,
-		max(time.Since(p.at).Milliseconds(), 0), m.id, p.seq)
+		max(time.Since(p.at).Milliseconds(), 0), m.id, p.seq, p.epoch)
 }
 
 // ceilMS is d in whole milliseconds, rounded up.

@@ -111,23 +111,25 @@ return done()
 // and trips the fleet if the window says so. A[8..10]: calls, failures,
 // slow calls; A[11] bucket width in ms; A[12] window in ms; A[13]
 // minimum calls; A[14] failure rate threshold; A[15] slow call rate
-// threshold (0: off); A[16] how long ago, in ms, the counts were made
-// (counts kept while the member was cut off; older than the window, they
-// are left out); A[17] the member's id and A[18] the push's seq: the
+// threshold (0: off); A[16] how long ago, in ms, the member began the
+// counts (counts kept while it was cut off; older than the window, they
+// are left out); A[19] the latest epoch the member knew when it began
+// them (0: none yet): counts begun before the window was last cleared (a
+// Reset, a close), under an older epoch, are left out; A[17] the member's id and A[18] the push's seq: the
 // window's field "m:<id>" holds "<seq>:<ms>", the last seq it added and
 // when, and a push of that seq or less, pushed again because its answer
 // was lost, is not added twice. Extra: the calls in the window, or 0 with no calls to add
 // (the window is not read).
-var syncScript = newScript(18, `
+var syncScript = newScript(19, `
 local calls, fails, slows = count(A[8]) or 0, count(A[9]) or 0, count(A[10]) or 0
 if calls == 0 then
   return done(0) -- nothing to add: no need to read the window
 end
 local width, span, age = tonumber(A[11]), tonumber(A[12]), count(A[16]) or 0
-local me, seq = 'm:' .. A[17], count(A[18]) or 0
+local me, seq, pe = 'm:' .. A[17], count(A[18]) or 0, count(A[19]) or 0
 local at = now - age
 local tb = math.floor(at / width) -- the bucket the counts go to
-local n, f, sl, live, seen, cur, gone = 0, 0, 0, 0, 0, {}, {}
+local n, f, sl, live, seen, cleared, cur, gone = 0, 0, 0, 0, 0, 0, {}, {}
 local all = redis.call('HGETALL', win)
 for i = 1, #all, 2 do
   local field, v = all[i], all[i + 1]
@@ -143,6 +145,9 @@ for i = 1, #all, 2 do
       elseif kind == 'f' then f = f + v
       else sl = sl + v end
     end
+  elseif field == 'z' then
+    local z = count(v)
+    if z and z <= e then b, cleared = z, z end
   elseif string.sub(field, 1, 2) == 'm:' then
     local q, t = string.match(v, '^(%d+):(%d+)$')
     if q and count(q) and tonumber(t) > now - span and tonumber(t) <= now then
@@ -152,8 +157,10 @@ for i = 1, #all, 2 do
   end
   if b == nil then gone[#gone + 1] = field end
 end
-if #gone > 0 then redis.call('HDEL', win, unpack(gone)) end
-if seq > seen and (s == 0 or s == 4) and (tb + 1) * width > now - span then
+for i = 1, #gone, 1000 do -- unpack takes some 8000 values at most
+  redis.call('HDEL', win, unpack(gone, i, math.min(i + 999, #gone)))
+end
+if seq > seen and (s == 0 or s == 4) and (pe == 0 or pe >= cleared) and (tb + 1) * width > now - span then
   -- one write: the bucket's new counts, and this push's seq
   local w = {tb .. ':c', string.format('%d', (cur.c or 0) + calls), me, string.format('%d:%d', seq, now)}
   if fails > 0 then
@@ -209,7 +216,7 @@ if s == 2 and e == tonumber(A[8]) then
     k = k + 1
     if k >= tonumber(A[10]) then
       r, u = 0, 0
-      clear(win)
+      clear(win, e + 1)
       enter(0)
     else
       redis.call('HSET', st, 'k', k)
@@ -227,7 +234,7 @@ var setScript = newScript(8, `
 local to = count(A[8])
 if to == 0 then
   r, u = 0, 0
-  clear(win)
+  clear(win, e + 1)
 end
 if to == 0 or to == 3 or to == 4 then
   enter(to)
@@ -255,13 +262,15 @@ local function count(v)
   if n == nil or n < 0 or n ~= math.floor(n) or n >= 2^53 then return nil end
   return n
 end
--- clear empties a window of its counts, and keeps what it knows of the
--- members' pushes.
-local function clear(win)
+-- clear empties a window of its counts, keeps what it knows of the
+-- members' pushes, and notes the epoch it starts (z): counts begun under
+-- an older epoch, pushed later, are left out.
+local function clear(win, epoch)
   local fields = redis.call('HKEYS', win)
   for i = 1, #fields do
     if string.sub(fields[i], 1, 2) ~= 'm:' then redis.call('HDEL', win, fields[i]) end
   end
+  redis.call('HSET', win, 'z', string.format('%d', epoch))
 end
 local function one(st, win, A)
 ` + prelude + body + `

@@ -46,6 +46,7 @@
 package redisstate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,7 @@ type Store struct {
 	members map[string][]*member // by channel
 
 	rounds atomic.Int64 // sync rounds done, for the tests
+	chunks atomic.Int64 // sync chunks begun, for the tests
 }
 
 const (
@@ -206,8 +208,10 @@ func (s *Store) Close() error {
 	}
 	s.cancel()
 	err := s.pubsub.Close()
-	s.wg.Wait()
+	// Closing the client ends a chunk blocked on a Redis that does not
+	// answer, whose deadline may be a SyncInterval away.
 	err = errors.Join(err, s.rdb.Close())
+	s.wg.Wait()
 	for _, m := range s.all() {
 		m.local.Notify(breaker.EventDetached, ErrClosed)
 	}
@@ -228,14 +232,16 @@ func (s *Store) Join(name string, cfg breaker.Config, local *breaker.Local) (bre
 		channel: tag + "events",
 		layout:  layoutOf(cfg),
 		id:      fmt.Sprintf("%016x", rand.Uint64()),
+		taken:   time.Now(),
 	}
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	if s.link.Load() != detached {
 		ctx, cancel := s.timeout()
-		_, err := m.run1(ctx, joinScript)
+		st, err := m.run1(ctx, joinScript)
 		cancel()
+		m.takenEpoch = st.epoch // its first counts begin in the fleet's epoch (0: unknown)
 		if mismatch := (*ConfigMismatchError)(nil); errors.As(err, &mismatch) {
 			return nil, mismatch
 		}
@@ -496,17 +502,24 @@ func (s *Store) syncChunk(ms []*member) bool {
 			keys, args = j.entries(keys, args)
 		}
 	}
+	s.chunks.Add(1)
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.syncTimeout())
+		eval := syncScript.EvalSha
+		if attempt > 0 {
+			// EVAL loads the script on the node it runs on, whether or
+			// not the other masters are up.
+			eval = syncScript.Eval
+		}
 		if cluster {
 			_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, j := range jobs {
-					j.cmd = syncScript.EvalSha(ctx, p, j.keys, j.args...)
+					j.cmd = eval(ctx, p, j.keys, j.args...)
 				}
 				return nil
 			})
 		} else {
-			cmd := syncScript.EvalSha(ctx, s.rdb, keys, args...)
+			cmd := eval(ctx, s.rdb, keys, args...)
 			for _, j := range jobs {
 				j.cmd = cmd
 			}
@@ -516,16 +529,10 @@ func (s *Store) syncChunk(ms []*member) bool {
 		for _, j := range jobs {
 			lost = lost || noScript(j.cmd.Err())
 		}
-		if !lost || attempt == 3 {
+		if !lost || attempt == 1 {
 			break
 		}
-		// Redis lost its scripts (a restart, SCRIPT FLUSH): load, retry.
-		ctx, cancel = s.timeout()
-		err := syncScript.Load(ctx, s.rdb).Err()
-		cancel()
-		if err != nil {
-			break
-		}
+		// Redis lost its scripts (a restart, SCRIPT FLUSH): retry with EVAL.
 	}
 	reached := false
 	at := 0 // the first answer of the job, in a command over the chunk
@@ -546,11 +553,24 @@ func (s *Store) syncChunk(ms []*member) bool {
 		if err != nil {
 			m.keep(j.pushes, mayHaveRun(err))
 		} else {
-			for i := range j.pushes {
-				if st, err = m.parse(answers[i]); err != nil {
-					m.keep(j.pushes[i:], true)
-					break
+			var again []push
+			for i, p := range j.pushes {
+				got, perr := m.parse(answers[i])
+				if perr == nil {
+					st = got // added, or skipped as seen before
+					continue
 				}
+				err = cmp.Or(err, perr)
+				// An error the entry raised (pcall's text) came before
+				// it wrote the window: the push did not count. Any other
+				// answer may have counted.
+				if _, raised := answers[i].(string); !raised {
+					p.sent = true
+				}
+				again = append(again, p)
+			}
+			if err != nil {
+				m.keep(again, false)
 			}
 		}
 		if m.left.Load() {

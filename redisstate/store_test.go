@@ -318,3 +318,35 @@ func TestKeysShareOneHashTagWhateverTheName(t *testing.T) {
 		assert.ErrorContains(t, err, "brace", "Prefix %q", prefix)
 	}
 }
+
+// TestCountsFromBeforeAResetStayOut: calls an instance made before a
+// Reset elsewhere, while it did not know the fleet had opened, and pushed
+// after it, stay out of the window the Reset emptied: one failure after
+// the Reset trips the fleet again, as MinimumCalls 1 says.
+func TestCountsFromBeforeAResetStayOut(t *testing.T) {
+	r := startRedis(t)
+	c := r.client()
+	cfg := breaker.Config{Window: breaker.TimeWindow, MinimumCalls: 1, OpenTimeout: time.Hour}
+	tripper := newNode(t, "reset", newStore(t, r.addr, redisstate.Options{}), cfg)
+	late := newStore(t, r.addr, redisstate.Options{SyncInterval: time.Hour}) // synced by hand
+	watcher := newNode(t, "reset", late, cfg)
+	require.NoError(t, redisstate.Deaf(late)) // and hears nothing
+	require.Eventually(t, func() bool { return redisstate.Synced(late) }, 5*time.Second, time.Millisecond, "its first sync is done")
+	state := func() string { return c.HGet(bg, redisstate.KeyTag("breaker", "reset")+"state", "s").Val() }
+
+	require.ErrorIs(t, tripper.call(errBoom), errBoom)
+	require.Eventually(t, func() bool { return state() == "1" }, 5*time.Second, testSync, "the fleet opens")
+	for range 50 {
+		require.NoError(t, watcher.call(nil), "the watcher does not know yet: %v", states(watcher.w))
+	}
+	tripper.Reset()
+	require.Eventually(t, func() bool { return state() == "0" }, 5*time.Second, testSync, "the Reset closes the fleet")
+	redisstate.SyncNow(late) // pushes the 50 calls made before the Reset
+	assert.Zero(t, windowCalls(t, c, "reset"), "counts begun before the Reset stay out")
+	assert.Equal(t, breaker.StateClosed, watcher.State())
+
+	require.ErrorIs(t, tripper.call(errBoom), errBoom)
+	require.Eventually(t, func() bool { return state() == "1" }, 5*time.Second, testSync, "one failure trips the fleet again")
+	redisstate.SyncNow(late)
+	assert.Equal(t, breaker.StateOpen, watcher.State())
+}
