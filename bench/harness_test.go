@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,4 +138,63 @@ func TestMeasure(t *testing.T) {
 	r := measure(1, 20*time.Millisecond, func() { calls++ })
 	assert.Equal(t, uint64(calls), r.lat.n)
 	assert.GreaterOrEqual(t, r.elapsed, 20*time.Millisecond)
+}
+
+// TestFleetSubjects checks the fleets of the fleet benchmarks: calls from
+// many goroutines at once go through; failing calls made in turn trip
+// every instance after as many failures as the design allows (gobreaker's
+// locked state after exactly 10, independent breakers after 10 each, and
+// shared ones in between); and, for the fleets that share their state, a
+// trip on one instance reaches another, whose probes the window leaves out.
+func TestFleetSubjects(t *testing.T) {
+	addr := startRedis(t)
+	want := map[string][2]int{
+		"breaker-shared":        {fleetConfig.MinimumCalls, fleetInstances * fleetConfig.MinimumCalls},
+		"breaker-local":         {fleetInstances * fleetConfig.MinimumCalls, fleetInstances * fleetConfig.MinimumCalls},
+		"gobreaker-distributed": {fleetConfig.MinimumCalls, fleetConfig.MinimumCalls},
+	}
+	for _, s := range fleetSubjects() {
+		t.Run(s.name, func(t *testing.T) {
+			f := s.make(t, addr, fleetName("test"), fleetConfig, 8)
+			defer f.stop()
+			var wg sync.WaitGroup
+			for _, call := range f.calls {
+				wg.Go(func() {
+					for range 3 {
+						assert.NoError(t, call(ok))
+					}
+				})
+			}
+			wg.Wait()
+
+			f = s.make(t, addr, fleetName("test"), fleetConfig, fleetInstances)
+			defer f.stop()
+			r := untilAllRefuse(t, f.calls, 1)
+			assert.Zero(t, r.gaveUp)
+			assert.GreaterOrEqual(t, r.through, want[s.name][0])
+			assert.LessOrEqual(t, r.through, want[s.name][1])
+
+			f = s.make(t, addr, fleetName("test"), propagationConfig(), fleetInstances)
+			defer f.stop()
+			for range 20 {
+				require.ErrorIs(t, f.calls[1](probe), errProbe, "a probe tripped the circuit")
+			}
+			require.ErrorIs(t, f.calls[0](bad), errDown)
+			require.True(t, isRefusal(f.calls[0](ok)), "one failure did not trip the instance")
+			if s.name == "breaker-local" {
+				assert.ErrorIs(t, f.calls[1](probe), errProbe, "a local breaker heard of another's trip")
+				return
+			}
+			assert.Eventually(t, func() bool { return isRefusal(f.calls[1](probe)) }, 5*time.Second, time.Millisecond,
+				"the trip did not reach another instance")
+		})
+	}
+	t.Run("breaker-shared-deaf", func(t *testing.T) {
+		addDeafUser(t, addr)
+		f := ourFleet(t, addr, fleetName("test"), propagationConfig(), fleetInstances, true, deafWatcher)
+		defer f.stop()
+		require.ErrorIs(t, f.calls[0](bad), errDown)
+		assert.Eventually(t, func() bool { return isRefusal(f.calls[1](probe)) }, 5*time.Second, time.Millisecond,
+			"the trip did not reach a deaf instance through its syncs")
+	})
 }

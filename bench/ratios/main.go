@@ -2,10 +2,12 @@
 // Markdown, the performance targets, how each subject compares with
 // gobreaker and with its floor, the parallel scaling, the memory per
 // breaker, the slow listener's delivery and, given fleet.txt, the fleet's
-// throughput. Figures are medians over the rounds, as benchstat computes
-// them. A file or a figure that is missing reads "not measured".
+// throughput, consistency and propagation. Figures are medians over the
+// rounds, as benchstat computes them. A file or a figure that is missing
+// reads "not measured". With -fleet it prints the fleet's tables alone.
 //
 //	go run ./ratios results.txt scaling.txt memory.txt delivery.txt [fleet.txt]
+//	go run ./ratios -fleet fleet.txt
 package main
 
 import (
@@ -42,7 +44,7 @@ var (
 var known = map[string]bool{"breaker": true, "floor": true}
 
 func init() {
-	for _, l := range slices.Concat(ours, peers, floors) {
+	for _, l := range slices.Concat(ours, peers, floors, fleetLibs) {
 		known[l] = true
 	}
 }
@@ -169,8 +171,12 @@ func median(xs []float64) float64 {
 const notMeasured = "not measured"
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-fleet" {
+		fleet(read(os.Args[2]))
+		return
+	}
 	if len(os.Args) < 5 {
-		fmt.Fprintln(os.Stderr, "usage: ratios results.txt scaling.txt memory.txt delivery.txt [fleet.txt]")
+		fmt.Fprintln(os.Stderr, "usage: ratios results.txt scaling.txt memory.txt delivery.txt [fleet.txt]\n       ratios -fleet fleet.txt")
 		os.Exit(2)
 	}
 	results, scaling, memory, delivery := read(os.Args[1]), read(os.Args[2]), read(os.Args[3]), read(os.Args[4])
@@ -429,23 +435,17 @@ func deliveryTable(s *set) {
 	}
 }
 
-// fleet prints the fleet benchmark's throughputs.
+// fleetLibs are the subjects of the fleet benchmarks.
+var fleetLibs = []string{"breaker-shared", "breaker-local", "gobreaker-distributed"}
+
+// fleet prints the fleet benchmarks: throughput, the failures let through
+// before every instance refuses, and the propagation of a trip.
 func fleet(s *set) {
 	p := s.mainProcs()
-	var goroutines []string
-	for _, name := range s.names {
-		g, ok := strings.CutPrefix(name, "Fleet/goroutines=")
-		if !ok {
-			continue
-		}
-		g, _, _ = strings.Cut(g, "/")
-		if !slices.Contains(goroutines, g) {
-			goroutines = append(goroutines, g)
-		}
-	}
 	fmt.Printf("\n## Fleet\n\nCalls per second through a fleet of 4 instances, each call sleeping 1ms.\n\n")
 	row("goroutines", "breaker, shared", "breaker, local", "gobreaker distributed", "shared ÷ gobreaker", "local ÷ shared")
 	row("---:", "---:", "---:", "---:", "---:", "---:")
+	goroutines := s.level("Fleet/goroutines=")
 	if len(goroutines) == 0 {
 		row(notMeasured, "", "", "", "", "")
 	}
@@ -457,9 +457,94 @@ func fleet(s *set) {
 		local, okL := rate("breaker-local")
 		gob, okG := rate("gobreaker-distributed")
 		row(g, fmtIf(okS, "%.0f", shared), fmtIf(okL, "%.0f", local), fmtIf(okG, "%.1f", gob),
-			fmtIf(okS && okG && gob > 0, "%.0fx", ratioOf(shared, gob)),
+			fmtIf(okS && okG && gob > 0, ratioFormat(ratioOf(shared, gob)), ratioOf(shared, gob)),
 			fmtIf(okS && okL && shared > 0, "%.3fx", ratioOf(local, shared)))
 	}
+
+	fmt.Printf("\nThe time of a call, waiting included, in ms: the 99th percentile and the slowest; the calls that failed; and gobreaker's calls per second over the whole run, the drain at the end included (each the median over the rounds).\n\n")
+	row("goroutines", "breaker, shared: p99", "breaker, local: p99", "gobreaker: p99", "gobreaker: slowest", "gobreaker: failed calls", "gobreaker: calls/s, drain included")
+	row("---:", "---:", "---:", "---:", "---:", "---:", "---:")
+	if len(goroutines) == 0 {
+		row(notMeasured, "", "", "", "", "", "")
+	}
+	for _, g := range goroutines {
+		get := func(lib, unit string) (float64, bool) {
+			return s.get("Fleet/goroutines="+g+"/lib="+lib, p, unit)
+		}
+		cell := func(lib, unit, format string) string {
+			v, ok := get(lib, unit)
+			return fmtIf(ok, format, v)
+		}
+		row(g, cell("breaker-shared", "p99-call-ms", "%.2f"), cell("breaker-local", "p99-call-ms", "%.2f"),
+			cell("gobreaker-distributed", "p99-call-ms", "%.0f"), cell("gobreaker-distributed", "max-call-ms", "%.0f"),
+			cell("gobreaker-distributed", "failed-calls", "%.0f"), cell("gobreaker-distributed", "drained-calls-per-second", "%.1f"))
+	}
+
+	fmt.Printf("\nFailing calls let through before every instance refuses (trip at a failure rate of 0.5 over 10 calls): the median over the rounds of each round's mean and, in brackets, the fewest and the most of any fleet in any round. For breaker, shared, the last column gives how many of the 4 instances the fleet's trip opened before their own window did (the median over the rounds of each round's mean).\n\n")
+	row("callers", "breaker, shared", "breaker, local", "gobreaker distributed", "shared: opened by the fleet")
+	row("---:", "---:", "---:", "---:", "---:")
+	callers := s.level("FleetConsistency/callers=")
+	if len(callers) == 0 {
+		row(notMeasured, "", "", "", "")
+	}
+	for _, c := range callers {
+		cells := []string{c}
+		for _, lib := range fleetLibs {
+			name := "FleetConsistency/callers=" + c + "/lib=" + lib
+			mean, ok := s.get(name, p, "failures-before-all-refuse")
+			least, okMin := s.all(name, p, "min-failures")
+			most, okMax := s.all(name, p, "max-failures")
+			cell := fmtIf(ok, "%.1f", mean)
+			if ok && okMin && okMax {
+				cell += fmt.Sprintf(" (%.0f–%.0f)", slices.Min(least), slices.Max(most))
+			}
+			cells = append(cells, cell)
+		}
+		byFleet, ok := s.get("FleetConsistency/callers="+c+"/lib=breaker-shared", p, "fleet-opened")
+		cells = append(cells, fmtIf(ok, "%.1f", byFleet))
+		row(cells...)
+	}
+
+	fmt.Printf("\nPropagation: from a trip on one instance to the first refusal on another, the median over the rounds of each round's median and slowest.\n\n")
+	row("subject", "median, µs", "slowest, µs")
+	row("---", "---:", "---:")
+	for _, sub := range []string{"breaker-shared/via=published", "breaker-shared/via=synced", "gobreaker-distributed"} {
+		median, okM := s.get("FleetPropagation/lib="+sub, p, "median-µs")
+		slowest, okS := s.get("FleetPropagation/lib="+sub, p, "max-µs")
+		row(sub, fmtIf(okM, "%.0f", median), fmtIf(okS, "%.0f", slowest))
+	}
+}
+
+// all returns a benchmark's samples in unit, one a round, and whether
+// there are any.
+func (s *set) all(name string, procs int, unit string) ([]float64, bool) {
+	xs := s.samples[id{name, procs}][unit]
+	return xs, len(xs) > 0
+}
+
+// level returns, in the order they first appear, the values of the
+// sub-benchmark level that follows prefix in the set's names.
+func (s *set) level(prefix string) []string {
+	var vs []string
+	for _, name := range s.names {
+		v, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, "/")
+		if !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// ratioFormat shows a ratio under 10 with one decimal.
+func ratioFormat(v float64) string {
+	if v < 10 {
+		return "%.1fx"
+	}
+	return "%.0fx"
 }
 
 func f(v float64) string {

@@ -57,3 +57,37 @@ PASS
 		t.Error("a missing file gave samples")
 	}
 }
+
+func TestFleetLevels(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.txt")
+	text := `BenchmarkFleet/goroutines=4/lib=breaker-shared-2 	 200	 277328 ns/op	 3606 calls-per-second	 0 failed-calls
+BenchmarkFleet/goroutines=16/lib=gobreaker-distributed-2 	 200	 2706905 ns/op	 369.4 calls-per-second	 0 failed-calls
+BenchmarkFleetConsistency/callers=1/lib=breaker-shared-2 	 5	 32655160 ns/op	 29.40 failures-before-all-refuse	 3.2 fleet-opened	 0 gave-up	 38.00 max-failures	 21.00 min-failures
+BenchmarkFleetConsistency/callers=1/lib=breaker-shared-2 	 5	 32655160 ns/op	 29.40 failures-before-all-refuse	 3.0 fleet-opened	 0 gave-up	 39.00 max-failures	 25.00 min-failures
+BenchmarkFleetConsistency/callers=16/lib=gobreaker-distributed-2 	 5	 577959489 ns/op	 160.0 failures-before-all-refuse	 0 gave-up	 160.0 max-failures
+BenchmarkFleetPropagation/lib=gobreaker-distributed-2 	 200	 487798 ns/op	 2749 max-µs	 470.0 median-µs
+BenchmarkFleetPropagation/lib=breaker-shared/via=synced-2 	 30	 487798 ns/op	 99000 max-µs	 51000 median-µs
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := read(path)
+	if got := s.level("Fleet/goroutines="); len(got) != 2 || got[0] != "4" || got[1] != "16" {
+		t.Errorf("goroutines = %q, want [4 16]", got)
+	}
+	if got := s.level("FleetConsistency/callers="); len(got) != 2 || got[0] != "1" || got[1] != "16" {
+		t.Errorf("callers = %q, want [1 16]", got)
+	}
+	if v, ok := s.get("FleetConsistency/callers=1/lib=breaker-shared", 2, "failures-before-all-refuse"); !ok || v != 29.4 {
+		t.Errorf("failures-before-all-refuse = %v, %v; want 29.4", v, ok)
+	}
+	if v, ok := s.all("FleetConsistency/callers=1/lib=breaker-shared", 2, "min-failures"); !ok || len(v) != 2 || v[0] != 21 || v[1] != 25 {
+		t.Errorf("min-failures = %v, %v; want [21 25]", v, ok)
+	}
+	if v, ok := s.get("FleetPropagation/lib=breaker-shared/via=synced", 2, "median-µs"); !ok || v != 51000 {
+		t.Errorf("via=synced median-µs = %v, %v; want 51000", v, ok)
+	}
+	if v, ok := s.get("FleetPropagation/lib=gobreaker-distributed", 2, "median-µs"); !ok || v != 470 {
+		t.Errorf("median-µs = %v, %v; want 470", v, ok)
+	}
+}
