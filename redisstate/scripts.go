@@ -2,6 +2,7 @@ package redisstate
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -252,7 +253,11 @@ type script struct {
 
 // newScript makes the script that runs prelude and then body for each
 // entry, in a function of its own: its state key st, its window key win
-// and its arguments A. The server's time, now in ms, is read once.
+// and its arguments A[1..n], which are ARGV[o+1..o+n]. The server's time,
+// now in ms, is read once.
+// argv rewrites an entry's A[k] as ARGV[o + k].
+var argv = strings.NewReplacer("A[", "ARGV[o + ")
+
 func newScript(n int, body string) script {
 	return script{n: n, Script: redis.NewScript(`
 local t = redis.call('TIME')
@@ -272,14 +277,12 @@ local function clear(win, epoch)
   end
   redis.call('HSET', win, 'z', string.format('%d', epoch))
 end
-local function one(st, win, A)
-` + prelude + body + `
+local function one(st, win, o)
+` + argv.Replace(prelude+body) + `
 end
 local n, out = ` + strconv.Itoa(n) + `, {}
 for i = 1, #KEYS / 2 do
-  local A = {}
-  for j = 1, n do A[j] = ARGV[(i - 1) * n + j] end
-  local ok, r = pcall(one, KEYS[2 * i - 1], KEYS[2 * i], A)
+  local ok, r = pcall(one, KEYS[2 * i - 1], KEYS[2 * i], (i - 1) * n)
   if not ok then
     if type(r) == 'table' and r.err then r = r.err end
     r = tostring(r)
