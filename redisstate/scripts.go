@@ -253,10 +253,10 @@ type script struct {
 
 // newScript makes the script that runs prelude and then body for each
 // entry, in a function of its own: its state key st, its window key win
-// and its arguments A[1..n], which are ARGV[o+1..o+n]. The server's time,
+// and its arguments A[1..n], which are ARGV[ao+1..ao+n]. The server's time,
 // now in ms, is read once.
-// argv rewrites an entry's A[k] as ARGV[o + k].
-var argv = strings.NewReplacer("A[", "ARGV[o + ")
+// argv rewrites an entry's A[k] as ARGV[ao + k].
+var argv = strings.NewReplacer("A[", "ARGV[ao + ")
 
 func newScript(n int, body string) script {
 	return script{n: n, Script: redis.NewScript(`
@@ -277,7 +277,7 @@ local function clear(win, epoch)
   end
   redis.call('HSET', win, 'z', string.format('%d', epoch))
 end
-local function one(st, win, o)
+local function one(st, win, ao)
 ` + argv.Replace(prelude+body) + `
 end
 local n, out = ` + strconv.Itoa(n) + `, {}
