@@ -8,10 +8,10 @@ require (
 	github.com/go-redsync/redsync/v4 v4.13.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/seed18491788/breaker v0.0.0-00010101000000-000000000000
-	github.com/seed18491788/breaker/otelmetrics v0.0.0-00010101000000-000000000000
-	github.com/seed18491788/breaker/prommetrics v0.0.0-00010101000000-000000000000
-	github.com/seed18491788/breaker/redisstate v0.0.0-00010101000000-000000000000
+	github.com/seed18491788/breaker v0.1.0
+	github.com/seed18491788/breaker/otelmetrics v0.1.0
+	github.com/seed18491788/breaker/prommetrics v0.1.0
+	github.com/seed18491788/breaker/redisstate v0.1.0
 	github.com/sony/gobreaker/v2 v2.4.0
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
@@ -42,11 +42,4 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
-)
-
-replace (
-	github.com/seed18491788/breaker => ../
-	github.com/seed18491788/breaker/otelmetrics => ../otelmetrics
-	github.com/seed18491788/breaker/prommetrics => ../prommetrics
-	github.com/seed18491788/breaker/redisstate => ../redisstate
 )

@@ -2,11 +2,9 @@ module github.com/seed18491788/breaker/breakergrpc
 
 go 1.26.0
 
-replace github.com/seed18491788/breaker => ../
-
 require (
 	github.com/benbjohnson/clock v1.3.5
-	github.com/seed18491788/breaker v0.0.0-00010101000000-000000000000
+	github.com/seed18491788/breaker v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c

@@ -2,11 +2,9 @@ module github.com/seed18491788/breaker/otelmetrics
 
 go 1.26.0
 
-replace github.com/seed18491788/breaker => ../
-
 require (
 	github.com/benbjohnson/clock v1.3.5
-	github.com/seed18491788/breaker v0.0.0-00010101000000-000000000000
+	github.com/seed18491788/breaker v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

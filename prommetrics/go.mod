@@ -2,13 +2,11 @@ module github.com/seed18491788/breaker/prommetrics
 
 go 1.24
 
-replace github.com/seed18491788/breaker => ../
-
 require (
 	github.com/benbjohnson/clock v1.3.5
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
-	github.com/seed18491788/breaker v0.0.0-00010101000000-000000000000
+	github.com/seed18491788/breaker v0.1.0
 	github.com/stretchr/testify v1.12.1
 )
 

@@ -2,11 +2,9 @@ module github.com/seed18491788/breaker/redisstate
 
 go 1.26.0
 
-replace github.com/seed18491788/breaker => ../
-
 require (
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/seed18491788/breaker v0.0.0-00010101000000-000000000000
+	github.com/seed18491788/breaker v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 )
