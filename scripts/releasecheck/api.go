@@ -137,7 +137,7 @@ func moduleWork(tree, modDir, dir string) (string, error) {
 
 // runIn runs a command in dir, with the go.work given, if any.
 func runIn(dir, work, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
+	cmd := exec.CommandContext(interrupted, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=")
 	if work != "" {

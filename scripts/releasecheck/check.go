@@ -58,7 +58,7 @@ func (r *repo) check(asked string, keep bool) error {
 	defer s.remove(keep)
 	logf("proxy: %d modules at %s in %s", len(r.published()), v, "file://"+s.proxy)
 
-	if err := r.checkTidy(s); err != nil {
+	if err := r.checkTidy(s, v); err != nil {
 		return err
 	}
 	logf("go mod tidy: %d go.mod files tidy (GOWORK=off, against the proxy) in %s", len(r.modules), since(step))

@@ -18,9 +18,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +43,9 @@ const readmeSnippets = "scripts/releasecheck/testdata/readme"
 
 var verbose = flag.Bool("v", false, "print each go command the check runs, and how long it took")
 
+// interrupted is done once the check is told to stop.
+var interrupted = context.Background()
+
 func main() {
 	version := flag.String("version", "", "the would-be `version` of every published module (default: the version the modules require of each other while untagged, else the minor version after the latest tag)")
 	tidy := flag.Bool("tidy", false, "tidy every go.mod and go.sum against the would-be release instead of checking")
@@ -51,6 +57,12 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+
+	// An interrupt stops the go commands, and the check then removes its
+	// temporary directory (hundreds of MB) on its way out.
+	var stop context.CancelFunc
+	interrupted, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	start := time.Now()
 	r, err := load()

@@ -75,7 +75,7 @@ func (s *sandbox) remove(keep bool) {
 // run runs the go command in dir and returns its standard output; an error
 // carries its standard error.
 func (s *sandbox) run(dir string, args ...string) (string, error) {
-	cmd := exec.Command("go", args...)
+	cmd := exec.CommandContext(interrupted, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = s.env
 	var stdout, stderr bytes.Buffer

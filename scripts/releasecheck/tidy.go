@@ -15,10 +15,27 @@ import (
 // versions yet. The checksums of this repository's own modules, which
 // tidy would add, are left out of go.sum files on purpose (see lint), and
 // so out of the comparison.
-func (r *repo) checkTidy(s *sandbox) error {
+func (r *repo) checkTidy(s *sandbox, v string) error {
 	var errs []error
 	for _, m := range r.modules {
-		out, err := s.run(filepath.Join(r.root, m.dir), "mod", "tidy", "-diff")
+		// Tidy as the release will tag it: requiring the others at v.
+		gomod, err := requiring(path.Join(m.dir, "go.mod"), m.gomod, v)
+		if err != nil {
+			return err
+		}
+		tdir := filepath.Join(s.tmp, "tidy", filepath.FromSlash(m.dir))
+		if err := os.MkdirAll(tdir, 0o777); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tdir, "go.mod"), gomod, 0o666); err != nil {
+			return err
+		}
+		if sum, err := os.ReadFile(filepath.Join(r.root, m.dir, "go.sum")); err == nil {
+			if err := os.WriteFile(filepath.Join(tdir, "go.sum"), sum, 0o666); err != nil {
+				return err
+			}
+		}
+		out, err := s.run(filepath.Join(r.root, m.dir), "mod", "tidy", "-diff", "-modfile="+filepath.Join(tdir, "go.mod"))
 		if err != nil && out == "" {
 			errs = append(errs, err)
 			continue
@@ -70,6 +87,21 @@ func (r *repo) tidy(asked string, keep bool) error {
 		dir := filepath.Join(r.root, m.dir)
 		if _, err := s.run(dir, "mod", "tidy"); err != nil {
 			return err
+		}
+		// Tidy may raise a requirement on our modules to v, which the
+		// go.work does not resolve; keep them at the version it does.
+		if required != "" {
+			name := filepath.Join(dir, "go.mod")
+			data, err := os.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if data, err = requiring(name, data, required); err != nil {
+				return err
+			}
+			if err := os.WriteFile(name, data, 0o666); err != nil {
+				return err
+			}
 		}
 		if err := dropOurSums(filepath.Join(dir, "go.sum")); err != nil {
 			return err
