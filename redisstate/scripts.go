@@ -64,31 +64,17 @@ if e == nil or e == 0 or s == nil or s > 4 or u == nil or r == nil or p == nil o
 elseif not h[7] then
   redis.call('HSET', st, 'w', layout)
 end
-local function remaining()
-  if s == 1 then return math.max(u - now, 0) end
-  return 0
-end
-local function wait()
-  local w = openms
-  if maxopen > 0 then
-    for i = 1, r do
-      if w >= maxopen then break end
-      if w > maxopen / 2 then w = maxopen else w = w * 2 end
-    end
-  end
-  return w
-end
 local function enter(to)
   e, s, p, k = e + 1, to, 0, 0
   redis.call('HSET', st, 'e', string.format('%d', e), 's', s, 'u', string.format('%d', u), 'r', r, 'p', 0, 'k', 0)
-  redis.call('PUBLISH', chan, string.format('%d %d %d', e, s, remaining()))
+  redis.call('PUBLISH', chan, string.format('%d %d %d', e, s, remaining(s, u)))
 end
 local function done(extra)
   if refresh then
     redis.call('PEXPIRE', st, ttl)
     redis.call('PEXPIRE', win, ttl)
   end
-  return {e, s, remaining(), extra or 0}
+  return {e, s, remaining(s, u), extra or 0}
 end
 if s == 1 and now >= u then
   u = now
@@ -97,7 +83,7 @@ elseif s == 2 and now - u >= trialms then
   -- trial calls that never told their end (a lost reply, a crashed
   -- instance) hold permits: a half-open period this long failed
   r = r + 1
-  u = now + wait()
+  u = now + wait(openms, maxopen, r)
   enter(1)
 end
 `
@@ -178,7 +164,7 @@ if seq > seen and (s == 0 or s == 4) and (pe == 0 or pe >= cleared) and (tb + 1)
 end
 local minimum, fthr, sthr = tonumber(A[13]), tonumber(A[14]), tonumber(A[15])
 if s == 0 and n > 0 and n >= minimum and (f / n >= fthr or (sthr > 0 and sl / n >= sthr)) then
-  r, u = 0, now + wait()
+  r, u = 0, now + wait(openms, maxopen, r)
   enter(1)
 end
 return done(n)
@@ -211,7 +197,7 @@ if s == 2 and e == tonumber(A[8]) then
     end
   elseif o == 'f' then
     r = r + 1
-    u = now + wait()
+    u = now + wait(openms, maxopen, r)
     enter(1)
   else
     k = k + 1
@@ -276,6 +262,23 @@ local function clear(win, epoch)
     if string.sub(fields[i], 1, 2) ~= 'm:' then redis.call('HDEL', win, fields[i]) end
   end
   redis.call('HSET', win, 'z', string.format('%d', epoch))
+end
+-- remaining is the open wait left in state s, open until u.
+local function remaining(s, u)
+  if s == 1 then return math.max(u - now, 0) end
+  return 0
+end
+-- wait is the open wait after r reopenings: openms, doubled each time up
+-- to maxopen (0: no back-off).
+local function wait(openms, maxopen, r)
+  local w = openms
+  if maxopen > 0 then
+    for i = 1, r do
+      if w >= maxopen then break end
+      if w > maxopen / 2 then w = maxopen else w = w * 2 end
+    end
+  end
+  return w
 end
 local function one(st, win, ao)
 ` + argv.Replace(prelude+body) + `
