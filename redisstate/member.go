@@ -102,6 +102,15 @@ func (m *member) Changed(c breaker.Change) {
 	m.mu.Lock()
 	m.told++
 	told := m.told
+	if c.Manual && c.To == breaker.StateClosed {
+		// A Reset empties the windows: the counts before it are never
+		// pushed, even if a sync takes them before it is proposed (or
+		// while it waits, cut off), and the counts kept go too.
+		if c.Totals.Calls >= m.base.Calls {
+			m.base = c.Totals
+		}
+		m.kept = nil
+	}
 	m.mu.Unlock()
 	if !m.s.enqueue(report{m: m, kind: changed, change: c, told: told}) {
 		// Lost: a manual change waits for the next sync, a trip's counts
@@ -247,7 +256,9 @@ func (m *member) advance(epoch int64, authoritative bool) bool {
 		return false
 	}
 	m.epoch = epoch
-	m.takenEpoch = max(m.takenEpoch, epoch) // the counts from now on know it
+	// The counts from now on know it; an earlier one too (the fleet's keys
+	// went back): a Reset there clears to an epoch under those it had.
+	m.takenEpoch = epoch
 	return true
 }
 
@@ -256,15 +267,22 @@ func (m *member) advance(epoch int64, authoritative bool) bool {
 // no Apply: the breaker made it already. Until it is stored, the breaker
 // follows no fleet state. It runs on the Store's goroutine.
 func (m *member) propose(c breaker.Change, told uint64) {
-	if c.To == breaker.StateClosed {
-		m.skip(c.Totals) // a Reset empties the windows: counts from before it are not sent
-	}
+	// (Changed left the counts from before a Reset out.)
 	st, ok := m.run(setScript, int(c.To))
 	if !ok {
 		m.setPending(&c, told)
 		return
 	}
 	m.proposedUpTo(told)
+	if c.To == breaker.StateClosed {
+		// The counts kept since the Reset were made after it: they count
+		// in the window it emptied.
+		m.mu.Lock()
+		for i := range m.kept {
+			m.kept[i].epoch = max(m.kept[i].epoch, st.epoch)
+		}
+		m.mu.Unlock()
+	}
 	if st.state == c.To && m.local.State() == c.To {
 		m.applyMu.Lock()
 		m.advance(st.epoch, true)
@@ -368,7 +386,9 @@ func (m *member) take() []push {
 		Failures:  now.Failures - min(m.base.Failures, now.Failures),
 		SlowCalls: now.SlowCalls - min(m.base.SlowCalls, now.SlowCalls),
 	}
-	m.base = now
+	if now.Calls >= m.base.Calls {
+		m.base = now // (a Reset may have moved it past this reading)
+	}
 	begun, under := m.taken, m.takenEpoch
 	m.taken = time.Now()
 	out := m.kept

@@ -490,6 +490,11 @@ func (s *Store) syncChunk(ms []*member) bool {
 	jobs := make([]*job, len(ms))
 	now := time.Now()
 	for i, m := range ms {
+		// A Reset made while cut off goes first: the counts made since
+		// then are pushed into the window it empties, not emptied by it.
+		if !m.left.Load() {
+			m.proposePending()
+		}
 		jobs[i] = &job{m: m, pushes: m.take(), renew: m.renewDue(now)}
 	}
 	_, cluster := s.rdb.(*redis.ClusterClient)
