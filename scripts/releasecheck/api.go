@@ -98,14 +98,14 @@ func (r *repo) apiChanges(apidiff string, m *mod, tag, tmp string, trees map[str
 }
 
 // moduleWork writes, in dir, a go.work that uses only the module in modDir
-// of tree, with tree's go.work's replaces: apidiff -m then loads that
+// of tree, with the replaces of tree's workspace file: apidiff -m then loads that
 // module's packages, not those of the modules nested in it.
 func moduleWork(tree, modDir, dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(tree, "go.work"))
+	data, err := os.ReadFile(filepath.Join(tree, workFile))
 	if err != nil {
 		return "", err
 	}
-	wf, err := modfile.ParseWork("go.work", data, nil)
+	wf, err := modfile.ParseWork(workFile, data, nil)
 	if err != nil {
 		return "", err
 	}
@@ -124,7 +124,7 @@ func moduleWork(tree, modDir, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return "", err
 	}
-	sum, err := os.ReadFile(filepath.Join(tree, "go.work.sum"))
+	sum, err := os.ReadFile(filepath.Join(tree, workFile+".sum"))
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, "go.work.sum"), sum, 0o666)
 	}

@@ -30,6 +30,13 @@ import (
 // ourPath is the path of the core module; the others' paths are below it.
 const ourPath = "github.com/seed18491788/breaker"
 
+// workFile is the workspace that joins the modules for development, at the
+// repository's root. It is not named go.work, which the go command would
+// pick up by itself: then every command at the root, "go list -m all"
+// included, would see the integrations' requirements as the core's.
+// scripts/test sets GOWORK to it.
+const workFile = "dev.work"
+
 // unpublished are the directories of the modules that are never tagged:
 // they may require the others, but nothing outside requires them.
 var unpublished = map[string]bool{

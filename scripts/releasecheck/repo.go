@@ -294,11 +294,11 @@ func (r *repo) lint(required string) error {
 // lintWork checks that go.work uses every module, and resolves the version
 // the modules require of each other to their directories, and no more.
 func (r *repo) lintWork(required string) []error {
-	data, err := os.ReadFile(filepath.Join(r.root, "go.work"))
+	data, err := os.ReadFile(filepath.Join(r.root, workFile))
 	if err != nil {
-		return []error{fmt.Errorf("go.work: %v", err)}
+		return []error{fmt.Errorf("%s: %v", workFile, err)}
 	}
-	wf, err := modfile.ParseWork("go.work", data, nil)
+	wf, err := modfile.ParseWork(workFile, data, nil)
 	if err != nil {
 		return []error{err}
 	}
@@ -309,7 +309,7 @@ func (r *repo) lintWork(required string) []error {
 	}
 	for _, m := range r.modules {
 		if !uses[m.dir] {
-			errs = append(errs, fmt.Errorf("go.work: no use of ./%s (go work use ./%s)", strings.TrimPrefix(m.dir, "."), m.dir))
+			errs = append(errs, fmt.Errorf(workFile+": no use of ./%s (go work use ./%s)", strings.TrimPrefix(m.dir, "."), m.dir))
 		}
 	}
 	want := map[string]string{} // "path version" → directory
@@ -324,11 +324,11 @@ func (r *repo) lintWork(required string) []error {
 			delete(want, key)
 			continue
 		}
-		errs = append(errs, fmt.Errorf("go.work: replace %s %s => %s: the go.work only resolves the published modules at %q, the version they require of each other, to their directories",
+		errs = append(errs, fmt.Errorf(workFile+": replace %s %s => %s: the go.work only resolves the published modules at %q, the version they require of each other, to their directories",
 			rep.Old.Path, rep.Old.Version, rep.New.Path, required))
 	}
 	for key, dir := range want {
-		errs = append(errs, fmt.Errorf("go.work: missing replace %s => ./%s (releasecheck -set-version %s writes it)", key, strings.TrimPrefix(dir, "."), required))
+		errs = append(errs, fmt.Errorf(workFile+": missing replace %s => ./%s (releasecheck -set-version %s writes it)", key, strings.TrimPrefix(dir, "."), required))
 	}
 	return errs
 }
@@ -380,12 +380,12 @@ func (r *repo) setVersion(v string, keep bool) error {
 			logf("%s/go.mod: requires this repository's modules at %s", m.dir, v)
 		}
 	}
-	name := filepath.Join(r.root, "go.work")
+	name := filepath.Join(r.root, workFile)
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return err
 	}
-	wf, err := modfile.ParseWork("go.work", data, nil)
+	wf, err := modfile.ParseWork(workFile, data, nil)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func (r *repo) setVersion(v string, keep bool) error {
 		if err := os.WriteFile(name, out, 0o666); err != nil {
 			return err
 		}
-		logf("go.work: resolves the published modules at %s here", v)
+		logf(workFile+": resolves the published modules at %s here", v)
 	}
 	return r.tidy(v, keep)
 }
