@@ -1,7 +1,6 @@
 package redisstate_test
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -44,8 +43,7 @@ type clusterNode struct {
 	dir  string
 	port int
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	redisProcess
 }
 
 // startCluster starts a 3-master Redis Cluster for t and waits until every
@@ -116,52 +114,17 @@ func freeClusterPort(t testing.TB) int {
 }
 
 // start runs redis-server on n.port, with n's nodes.conf, and reports
-// whether it came up: it says so on its output.
+// whether it came up. (kill, from redisProcess, keeps its nodes.conf.)
 func (n *clusterNode) start() bool {
 	n.t.Helper()
 	port := strconv.Itoa(n.port)
-	n.cmd = exec.Command(n.bin,
+	return n.run(n.t, n.bin,
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", filepath.Join(n.dir, "nodes-"+port+".conf"),
 		"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
 		"--cluster-require-full-coverage", "no",
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", n.dir, "--dbfilename", "dump-"+port+".rdb", "--loglevel", "notice")
-	out, err := n.cmd.StdoutPipe()
-	require.NoError(n.t, err)
-	require.NoError(n.t, n.cmd.Start())
-	ready := make(chan bool, 1)
-	n.done = make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				ready <- true
-				signalled = true
-			}
-		}
-		if !signalled {
-			ready <- false
-		}
-		n.cmd.Wait()
-		close(n.done)
-	}()
-	select {
-	case ok := <-ready:
-		return ok
-	case <-time.After(20 * time.Second):
-		n.t.Fatal("redis-server did not start")
-		return false
-	}
-}
-
-// kill stops the node at once, as a crash would; it keeps its nodes.conf.
-func (n *clusterNode) kill() {
-	if n.cmd != nil && n.cmd.Process != nil {
-		n.cmd.Process.Kill()
-		<-n.done
-	}
 }
 
 // restart starts the node again on its port with its nodes.conf: it comes

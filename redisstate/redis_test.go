@@ -27,8 +27,7 @@ type redisServer struct {
 	bin  string
 	addr string
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	redisProcess
 }
 
 // startRedis starts a Redis for t. Without redis-server the test is
@@ -57,18 +56,30 @@ func startRedis(t testing.TB) *redisServer {
 	return r
 }
 
-// start runs redis-server on r.addr and reports whether it came up: it
-// says so on its output.
+// start runs redis-server on r.addr and reports whether it came up.
 func (r *redisServer) start() bool {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+	return r.run(r.t, r.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 		"--dir", r.dir, "--protected-mode", "yes", "--loglevel", "notice")
-	out, err := r.cmd.StdoutPipe()
-	require.NoError(r.t, err)
-	require.NoError(r.t, r.cmd.Start())
+}
+
+// redisProcess is a redis-server process of a test's own.
+type redisProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited
+}
+
+// run starts bin with args and reports whether it came up: it says so on
+// its output.
+func (p *redisProcess) run(t testing.TB, bin string, args ...string) bool {
+	t.Helper()
+	p.cmd = exec.Command(bin, args...)
+	out, err := p.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
 	ready := make(chan bool, 1)
-	r.done = make(chan struct{})
+	p.done = make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		signalled := false
@@ -81,24 +92,24 @@ func (r *redisServer) start() bool {
 		if !signalled {
 			ready <- false
 		}
-		r.cmd.Wait()
-		close(r.done)
+		p.cmd.Wait()
+		close(p.done)
 	}()
 	select {
 	case ok := <-ready:
 		return ok
 	case <-time.After(20 * time.Second):
-		r.t.Fatal("redis-server did not start")
+		t.Fatal("redis-server did not start")
 		return false
 	}
 }
 
-// kill stops the server at once, as a crash would.
-func (r *redisServer) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Signal(syscall.SIGCONT) // a paused server would not die
-		r.cmd.Process.Kill()
-		<-r.done
+// kill stops the process at once, as a crash would.
+func (p *redisProcess) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGCONT) // a paused server would not die
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
