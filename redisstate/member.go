@@ -102,16 +102,13 @@ func (m *member) Changed(c breaker.Change) {
 	m.mu.Lock()
 	m.told++
 	told := m.told
+	m.mu.Unlock()
 	if c.Manual && c.To == breaker.StateClosed {
 		// A Reset empties the windows: the counts before it are never
 		// pushed, even if a sync takes them before it is proposed (or
 		// while it waits, cut off), and the counts kept go too.
-		if c.Totals.Calls >= m.base.Calls {
-			m.base = c.Totals
-		}
-		m.kept = nil
+		m.skip(c.Totals)
 	}
-	m.mu.Unlock()
 	if !m.s.enqueue(report{m: m, kind: changed, change: c, told: told}) {
 		// Lost: a manual change waits for the next sync, a trip's counts
 		// go with it anyway.
