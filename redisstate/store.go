@@ -542,7 +542,6 @@ func (s *Store) syncChunk(ms []*member) bool {
 	reached := false
 	at := 0 // the first answer of the job, in a command over the chunk
 	for _, j := range jobs {
-		m := j.m
 		answers, err := j.cmd.Slice()
 		if !cluster {
 			answers, at = answers[min(at, len(answers)):], at+len(j.pushes)
@@ -551,52 +550,60 @@ func (s *Store) syncChunk(ms []*member) bool {
 		if err == nil || errors.As(err, &rerr) {
 			reached = true // Redis answered, if only with an error of its own
 		}
-		var st fleetState
-		if err == nil && len(answers) < len(j.pushes) {
-			err = fmt.Errorf("redisstate: %d answers to a sync of %d", len(answers), len(j.pushes))
-		}
-		if err != nil {
-			m.keep(j.pushes, mayHaveRun(err))
-		} else {
-			var again []push
-			for i, p := range j.pushes {
-				got, perr := m.parse(answers[i])
-				if perr == nil {
-					st = got // added, or skipped as seen before
-					continue
-				}
-				err = cmp.Or(err, perr)
-				// An error the entry raised (pcall's text) came before
-				// it wrote the window: the push did not count. Any other
-				// answer may have counted.
-				if _, raised := answers[i].(string); !raised {
-					p.sent = true
-				}
-				again = append(again, p)
-			}
-			if err != nil {
-				m.keep(again, false)
-			}
-		}
-		if m.left.Load() {
-			continue
-		}
-		back := m.linked(err)
-		if err != nil {
-			continue
-		}
-		if j.renew {
-			m.renewedAt(now)
-		}
-		m.mu.Lock()
-		first := !m.synced || back
-		m.synced = true
-		m.mu.Unlock()
-		if !m.proposePending() {
-			m.adopt(st, first, true)
-		}
+		j.settle(answers, err, now)
 	}
 	return reached
+}
+
+// settle reads the answers to j's pushes (or the error of their command,
+// err): it keeps the pushes that did not count, tells the member how its
+// link went, and has it follow the fleet. now is when the round began.
+func (j *job) settle(answers []any, err error, now time.Time) {
+	m := j.m
+	var st fleetState
+	if err == nil && len(answers) < len(j.pushes) {
+		err = fmt.Errorf("redisstate: %d answers to a sync of %d", len(answers), len(j.pushes))
+	}
+	if err != nil {
+		m.keep(j.pushes, mayHaveRun(err))
+	} else {
+		var again []push
+		for i, p := range j.pushes {
+			got, perr := m.parse(answers[i])
+			if perr == nil {
+				st = got // added, or skipped as seen before
+				continue
+			}
+			err = cmp.Or(err, perr)
+			// An error the entry raised (pcall's text) came before it
+			// wrote the window: the push did not count. Any other answer
+			// may have counted.
+			if _, raised := answers[i].(string); !raised {
+				p.sent = true
+			}
+			again = append(again, p)
+		}
+		if err != nil {
+			m.keep(again, false)
+		}
+	}
+	if m.left.Load() {
+		return
+	}
+	back := m.linked(err)
+	if err != nil {
+		return
+	}
+	if j.renew {
+		m.renewedAt(now)
+	}
+	m.mu.Lock()
+	first := !m.synced || back
+	m.synced = true
+	m.mu.Unlock()
+	if !m.proposePending() {
+		m.adopt(st, first, true)
+	}
 }
 
 // entries appends the keys and arguments of j's entries, one per push.
